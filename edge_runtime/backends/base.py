@@ -1,0 +1,70 @@
+"""The interface every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edge_runtime.metadata import ModelMetadata
+from edge_runtime.preprocess import faces_to_batch
+
+
+class BackendError(RuntimeError):
+    """A model cannot be loaded or run; the message names the file and the fix."""
+
+
+class Backend(ABC):
+    """A loaded model on one runtime.
+
+    Subclasses set `metadata` and implement `_run`, which takes a float32 batch prepared by
+    the one preprocessing function and returns float32 probabilities. Quantisation to a
+    model's integer input happens inside `_run`, from the model's own parameters.
+    """
+
+    name: str = ""
+
+    def __init__(self, model_path: Path, metadata: ModelMetadata) -> None:
+        self.model_path = Path(model_path)
+        self.metadata = metadata
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.metadata.labels
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, classes) for a preprocessed float32 batch (N, H, W, C)."""
+        if batch.shape[0] == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return self._run(np.ascontiguousarray(batch, dtype=np.float32))
+
+    def predict_faces(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities for face crops of any size, all in one model call."""
+        return self.predict(faces_to_batch(faces, self.metadata.input))
+
+    @abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None:
+        """Releases the runtime's resources."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_shapes(self, input_shape: Sequence, output_classes: int | None) -> None:
+        """Fails when the model file and its metadata disagree."""
+        expected = tuple(self.metadata.input_shape)
+        actual = tuple(int(d) if isinstance(d, (int, np.integer)) and d > 0 else None for d in list(input_shape)[1:])
+        if any(a is not None and a != e for a, e in zip(actual, expected)) or len(actual) != len(expected):
+            raise BackendError(
+                f"{self.model_path}: input shape {list(input_shape)} does not match its metadata {list(expected)}"
+            )
+        if output_classes is not None and output_classes > 0 and output_classes != len(self.labels):
+            raise BackendError(
+                f"{self.model_path}: {output_classes} outputs but its metadata lists {len(self.labels)} labels"
+            )

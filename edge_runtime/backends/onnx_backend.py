@@ -1,0 +1,59 @@
+"""ONNX Runtime backend. Static int8 QDQ models keep float input and output, so no
+quantisation happens here; ONNX Runtime runs the QDQ graph with integer kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.backends.base import Backend, BackendError
+from edge_runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMetadata, read_sidecar
+
+
+class ONNXBackend(Backend):
+    name = "onnx"
+
+    def __init__(self, model_path: Path, threads: int | None = None, providers: list[str] | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendError('The ONNX backend needs onnxruntime: pip install "edge-emotion[onnx]"') from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Prefer what the machine has (CUDA, CoreML...), always ending with the CPU.
+        available = ort.get_available_providers()
+        chosen = providers or [p for p in available if p != "TensorrtExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(model_path), sess_options=options, providers=chosen)
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf types.
+            raise BackendError(f"{model_path}: not a loadable ONNX model ({str(error).splitlines()[0][:160]})") from None
+        super().__init__(model_path, _read_metadata(self.session, model_path))
+        model_input = self.session.get_inputs()[0]
+        model_output = self.session.get_outputs()[0]
+        self.input_name, self.output_name = model_input.name, model_output.name
+        classes = model_output.shape[-1] if isinstance(model_output.shape[-1], int) else None
+        self._check_shapes(model_input.shape, classes)
+        self.providers = self.session.get_providers()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch})[0].astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self.session = None
+
+
+def _read_metadata(session, model_path: Path) -> ModelMetadata:
+    props = session.get_modelmeta().custom_metadata_map
+    if ONNX_METADATA_KEY in props:
+        try:
+            return ModelMetadata.from_json(props[ONNX_METADATA_KEY], f"{model_path} metadata_props")
+        except MetadataError as error:
+            raise BackendError(str(error)) from None
+    try:
+        return read_sidecar(model_path)
+    except MetadataError as error:
+        raise BackendError(str(error)) from None

@@ -1,0 +1,120 @@
+"""The tables of model formats and inference backends.
+
+One row per choice, with named fields: `edge-convert` validates `--format` against FORMATS and
+keys its exporters on the same names, the runtime picks a backend from a file's suffix through
+BACKENDS, and `edge-bench` loops over both. Adding a format is adding a row here (and its
+exporter in `convert`); the runtime never imports `convert`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """One kind of model file.
+
+    Attributes:
+        name: the name used everywhere (`--format`, metadata, benchmark rows).
+        suffix: file suffix.
+        precision: "fp32", "fp16", "dynamic" (int8 weights, float activations) or "int8".
+        backend: the BACKENDS row that runs it.
+        file_tag: appended to the model's stem when exporting (`emotion` -> `emotion_int8.tflite`).
+        description: one line for help texts and tables.
+    """
+
+    name: str
+    suffix: str
+    precision: str
+    backend: str
+    file_tag: str
+    description: str
+
+    def file_name(self, stem: str) -> str:
+        return f"{stem}{self.file_tag}{self.suffix}"
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One inference runtime.
+
+    Attributes:
+        name: `--backend` value.
+        suffixes: model file suffixes it runs (`--backend auto` chooses by these).
+        module: module holding the backend class, imported only when chosen.
+        class_name: the class in `module`.
+        install_hint: what to install when its runtime package is missing.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    module: str
+    class_name: str
+    install_hint: str
+
+
+FORMATS: tuple[ModelFormat, ...] = (
+    ModelFormat("keras", ".keras", "fp32", "keras", "", "Keras 3 master model (needs TensorFlow)"),
+    ModelFormat("tflite-fp32", ".tflite", "fp32", "tflite", "_fp32", "TFLite, float32"),
+    ModelFormat("tflite-fp16", ".tflite", "fp16", "tflite", "_fp16", "TFLite, float16 weights"),
+    ModelFormat("tflite-dynamic", ".tflite", "dynamic", "tflite", "_dynamic", "TFLite, int8 weights, float activations"),
+    ModelFormat("tflite-int8", ".tflite", "int8", "tflite", "_int8", "TFLite, full integer int8"),
+    ModelFormat("onnx-fp32", ".onnx", "fp32", "onnx", "_fp32", "ONNX, float32"),
+    ModelFormat("onnx-int8", ".onnx", "int8", "onnx", "_int8", "ONNX, static int8 QDQ, per-channel"),
+)
+
+BACKENDS: tuple[BackendInfo, ...] = (
+    BackendInfo("onnx", (".onnx",), "edge_runtime.backends.onnx_backend", "ONNXBackend", 'pip install "edge-emotion[onnx]"'),
+    BackendInfo("tflite", (".tflite",), "edge_runtime.backends.tflite_backend", "TFLiteBackend", 'pip install "edge-emotion[tflite]"'),
+    BackendInfo("keras", (".keras", ".h5"), "edge_runtime.backends.keras_backend", "KerasBackend", 'pip install "edge-emotion[train]"'),
+)
+
+FORMAT_NAMES = tuple(f.name for f in FORMATS)
+BACKEND_NAMES = tuple(b.name for b in BACKENDS)
+
+
+def _unknown(kind: str, value: str, choices: tuple[str, ...]) -> ValueError:
+    close = difflib.get_close_matches(value, choices, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ValueError(f"Unknown {kind} '{value}'. Choose one of: {', '.join(choices)}.{hint}")
+
+
+def get_format(name: str) -> ModelFormat:
+    """Returns the FORMATS row called `name`.
+
+    Raises:
+        ValueError: naming the choices and the closest one.
+    """
+    for row in FORMATS:
+        if row.name == name:
+            return row
+    raise _unknown("format", name, FORMAT_NAMES)
+
+
+def get_backend(name: str) -> BackendInfo:
+    """Returns the BACKENDS row called `name`.
+
+    Raises:
+        ValueError: naming the choices and the closest one.
+    """
+    for row in BACKENDS:
+        if row.name == name:
+            return row
+    raise _unknown("backend", name, BACKEND_NAMES)
+
+
+def backend_for_path(path: str | Path) -> BackendInfo:
+    """The backend that runs a model file, chosen by its suffix (`--backend auto`).
+
+    Raises:
+        ValueError: for a suffix no backend runs.
+    """
+    suffix = Path(path).suffix.lower()
+    for row in BACKENDS:
+        if suffix in row.suffixes:
+            return row
+    known = ", ".join(s for row in BACKENDS for s in row.suffixes)
+    raise ValueError(f"{path}: no backend runs '{suffix or 'no suffix'}' files; expected one of {known}")

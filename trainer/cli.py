@@ -1,0 +1,98 @@
+"""`edge-train`: fit the emotion CNN on FER-2013."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) buries the progress bar.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from edge_runtime.fer2013 import DataError  # noqa: E402
+from edge_runtime.labels import LABELS  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the facial-emotion CNN on FER-2013.")
+
+
+class Arch(str, Enum):
+    edge = "edge"
+    seed = "seed"
+
+
+class ClassWeight(str, Enum):
+    none = "none"
+    balanced = "balanced"
+
+
+@app.command()
+def main(
+    data: Annotated[Optional[Path], typer.Option(help="fer2013.csv, or a folder with train/<class>/ and test/<class>/.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints, model.keras and reports.")] = None,
+    arch: Annotated[Arch, typer.Option(help="Network: 'edge' (default) or 'seed' (the seed's network and recipe).")] = Arch.edge,
+    epochs: Annotated[Optional[int], typer.Option(min=0, help="Epochs (default: the architecture's recipe).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Faces per step.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(min=0.0, help="Peak learning rate.")] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(min=0.0, max=0.5)] = None,
+    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, rotate, zoom, brightness, contrast.")] = None,
+    class_weight: Annotated[Optional[ClassWeight], typer.Option(help="'balanced' weights the loss by inverse class frequency.")] = None,
+    patience: Annotated[Optional[int], typer.Option(min=0, help="Early stopping patience in epochs (0: off).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed repeats a run on the same machine.")] = 42,
+    weights: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Start from saved weights (the seed's model.h5).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its last completed epoch.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for decoded data (default ~/.cache/edge-emotion).")] = None,
+) -> None:
+    """Train, checkpointing every epoch; the best epoch is kept as RUN_DIR/model.keras."""
+    from trainer.config import TrainConfig, make_config
+    from trainer.train import TrainingError, train
+
+    try:
+        if resume is not None:
+            config_path = resume / "config.json"
+            if not config_path.exists():
+                raise TrainingError(f"{resume}: no config.json; expected a run folder written by edge-train")
+            config = TrainConfig.load(config_path)
+        else:
+            if data is None or out is None:
+                raise typer.BadParameter("--data and --out are required (or --resume RUN_DIR)")
+            config = make_config(
+                str(data),
+                str(out),
+                arch.value,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                label_smoothing=label_smoothing,
+                augment=augment,
+                class_weight=class_weight.value if class_weight else None,
+                patience=patience,
+                seed=seed,
+                weights=str(weights) if weights else None,
+                cache_dir=str(cache_dir) if cache_dir else None,
+            )
+            if config.epochs == 0 and not config.weights:
+                raise typer.BadParameter("--epochs 0 needs --weights (to package existing weights)", param_hint="--epochs")
+        metrics = train(config, resume=resume is not None)
+    except (DataError, TrainingError) as error:
+        typer.echo(f"edge-train: error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo(f"edge-train: interrupted; continue with: edge-train --resume {config.out}", err=True)
+        raise typer.Exit(130) from None
+    _print_summary(metrics, Path(config.out))
+
+
+def _print_summary(metrics: dict, out: Path) -> None:
+    minutes = metrics["training_seconds"] / 60
+    print(
+        f"\nval_accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+        f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}  training {minutes:.1f} min"
+    )
+    per_class = metrics["val"]["per_class"]
+    print("  " + "  ".join(f"{label} {per_class[label]['recall']:.2f}" for label in LABELS) + "  (recall)")
+    print(f"artifacts in {out}: model.keras, metrics.json, history.csv, curves.png, confusion_matrix.png")
+    sys.stdout.flush()

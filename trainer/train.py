@@ -1,0 +1,279 @@
+"""The training loop: data, model, per-epoch checkpoints, resume, and the run's artifacts.
+
+A run folder holds:
+    config.json            the full TrainConfig
+    checkpoints/last.keras the last completed epoch, optimizer state included (for --resume)
+    state.json             epochs done, best epoch, history, time spent
+    model.keras            the best epoch by validation accuracy (+ model.keras.json metadata)
+    history.csv, metrics.json, curves.png, confusion_matrix.png   (written at the end)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
+from edge_runtime.fer2013 import DataError, FerData, load_fer2013
+from edge_runtime.labels import LABELS, NUM_CLASSES
+from edge_runtime.metadata import ModelMetadata, sidecar_path
+from edge_runtime.metrics import classification_report
+from edge_runtime.preprocess import gray48_to_input
+from edge_runtime.version import __version__
+from trainer.config import TrainConfig
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+
+
+class TrainingError(RuntimeError):
+    """The run cannot start or continue; the message says why."""
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def last(self) -> Path:
+        return self.root / "checkpoints" / "last.keras"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "model.keras"
+
+
+def load_training_data(config: TrainConfig) -> FerData:
+    """Loads and checks the data before anything else happens."""
+    data = load_fer2013(config.data, cache_dir=config.cache_dir)
+    for split in ("train", "val"):
+        if len(data.split(split)) == 0:
+            what = "Training rows" if split == "train" else "PublicTest rows"
+            where = what if data.layout == "csv" else ("train/<class>/ images" if split == "train" else "test/<class>/ images")
+            raise DataError(f"{config.data}: the {split} split is empty; expected {where}")
+    return data
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Runs (or resumes) training and writes every artifact into `config.out`.
+
+    Returns:
+        The metrics written to metrics.json.
+
+    Raises:
+        DataError: bad data (before any training).
+        TrainingError: an unusable run folder or weights file.
+    """
+    paths = RunPaths(Path(config.out))
+    state = _start_state(paths, config, resume)
+    data = load_training_data(config)
+
+    import keras  # TensorFlow is imported here, after the cheap checks have passed.
+    import tensorflow as tf
+
+    from trainer.models import ARCHITECTURES
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    arch = ARCHITECTURES[config.arch]
+    spec = arch.input_spec
+    x_train = gray48_to_input(data.split("train").images, spec)
+    y_train = data.split("train").labels
+    x_val = gray48_to_input(data.split("val").images, spec)
+    y_val = data.split("val").labels
+    steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
+
+    model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    print(
+        f"edge-train: {config.arch} ({model.count_params():,} parameters) on {device}; "
+        f"train {len(y_train):,}, val {len(y_val):,} faces; epochs {state['epochs_done'] + 1}-{config.epochs}",
+        flush=True,
+    )
+
+    if config.epochs > state["epochs_done"]:
+        train_ds = _train_dataset(tf, x_train, y_train, config, spec)
+        val_ds = tf.data.Dataset.from_tensor_slices((x_val, keras.utils.to_categorical(y_val, NUM_CLASSES))).batch(256)
+        callback = _EpochCheckpoint(keras, paths, config, state, arch.name, spec)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            initial_epoch=state["epochs_done"],
+            class_weight=_class_weights(y_train) if config.class_weight == "balanced" else None,
+            callbacks=[callback],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    elif not paths.best.exists():
+        # No epoch to run (for example the seed's model.h5 with --epochs 0): package as is.
+        save_model(model, paths.best, arch.name, spec)
+    return _finish(paths, config, state, data, x_val, y_val, spec)
+
+
+def _start_state(paths: RunPaths, config: TrainConfig, resume: bool) -> dict:
+    if resume:
+        if not paths.state.exists():
+            raise TrainingError(f"{paths.root}: no state.json; expected a run folder written by edge-train")
+        return json.loads(paths.state.read_text(encoding="utf-8"))
+    if paths.state.exists():
+        raise TrainingError(f"{paths.root}: already holds a run; use --resume {paths.root} to continue it, or another --out")
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        config.save(paths.config)
+    except OSError as error:
+        raise TrainingError(f"{paths.root}: cannot write the run folder ({error.strerror})") from None
+    return {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0, "history": [], "train_seconds": 0.0}
+
+
+def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: int, from_checkpoint: bool):
+    import keras
+
+    if from_checkpoint:
+        # The .keras checkpoint holds the optimizer too: its step count keeps the schedule in place.
+        return keras.models.load_model(paths.last)
+    model = arch.build()
+    if config.weights:
+        try:
+            model.load_weights(config.weights)
+        except Exception as error:  # Keras raises many types for a wrong file; all mean the same.
+            raise TrainingError(
+                f"{config.weights}: cannot load weights into the {arch.name} network ({str(error).splitlines()[0][:160]})"
+            ) from None
+    model.compile(
+        optimizer=_optimizer(keras, config, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _optimizer(keras, config: TrainConfig, steps_per_epoch: int):
+    if config.optimizer == "adam":
+        # Keras 2's Adam(decay=d) meant lr / (1 + d * step); InverseTimeDecay is exactly that.
+        schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, 1, config.lr_decay)
+        return keras.optimizers.Adam(learning_rate=schedule)
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    decay_steps = max(1, config.epochs * steps_per_epoch - warmup_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10 if warmup_steps else config.learning_rate,
+        decay_steps=decay_steps,
+        alpha=0.01,
+        warmup_target=config.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+
+
+def _train_dataset(tf, x_train: np.ndarray, y_train: np.ndarray, config: TrainConfig, spec):
+    import keras
+
+    from trainer.augment import build_augmenter
+
+    one_hot = keras.utils.to_categorical(y_train, NUM_CLASSES)
+    dataset = tf.data.Dataset.from_tensor_slices((x_train, one_hot))
+    dataset = dataset.shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    if config.augment:
+        augmenter = build_augmenter(config.seed, value_range=(spec.offset, 255.0 * spec.scale + spec.offset))
+        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _class_weights(labels: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    weights = len(labels) / (NUM_CLASSES * np.maximum(counts, 1))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def save_model(model, path: Path, arch: str, spec) -> None:
+    """Writes a Keras model and its metadata sidecar (`model.keras.json`), atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    metadata = ModelMetadata(input=spec, format="keras", arch=arch)
+    write_text_atomic(sidecar_path(path), metadata.to_json())
+
+
+def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, arch: str, spec):
+    """Builds the callback that makes each finished epoch durable (defined lazily: Keras)."""
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            seconds = time.perf_counter() - self.started
+            learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            state["history"].append(
+                {
+                    "epoch": epoch + 1,
+                    **{k: float(logs.get(k, float("nan"))) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                    "learning_rate": learning_rate,
+                    "seconds": round(seconds, 2),
+                }
+            )
+            state["train_seconds"] += seconds
+            if logs.get("val_accuracy", -1.0) > state["best_val_accuracy"]:
+                state["best_val_accuracy"] = float(logs["val_accuracy"])
+                state["best_epoch"] = epoch + 1
+                save_model(self.model, paths.best, arch, spec)
+            paths.last.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(paths.last) as tmp:
+                self.model.save(tmp)
+            # state.json last: it only ever points at checkpoints that are already complete.
+            state["epochs_done"] = epoch + 1
+            write_json_atomic(paths.state, state)
+            _write_history(paths.root / "history.csv", state["history"])
+            if config.patience and state["epochs_done"] - state["best_epoch"] >= config.patience:
+                print(f"edge-train: no better val_accuracy for {config.patience} epochs; stopping early", flush=True)
+                self.model.stop_training = True
+
+    return EpochCheckpoint()
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [",".join(str(row.get(col, "")) for col in HISTORY_COLUMNS) for row in history]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_val, y_val, spec) -> dict:
+    import keras
+
+    from trainer.report import plot_confusion_matrix, plot_curves
+
+    best = keras.models.load_model(paths.best)
+    val_report = classification_report(y_val, best.predict(x_val, batch_size=256, verbose=0))
+    metrics = {
+        "val_accuracy": val_report["accuracy"],
+        "macro_f1": val_report["macro_f1"],
+        "val": val_report,
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epochs_done"],
+        "training_seconds": round(state["train_seconds"], 1),
+        "counts": data.counts(),
+        "class_counts": {name: dict(zip(LABELS, data.split(name).class_counts())) for name in data.splits},
+        "parameters": int(best.count_params()),
+        "config": config.to_dict(),
+        "version": __version__,
+    }
+    if len(data.split("test")):
+        x_test = gray48_to_input(data.split("test").images, spec)
+        metrics["test"] = classification_report(data.split("test").labels, best.predict(x_test, batch_size=256, verbose=0))
+    _write_history(paths.root / "history.csv", state["history"])
+    write_json_atomic(paths.root / "metrics.json", metrics)
+    if state["history"]:
+        plot_curves(state["history"], paths.root / "curves.png")
+    plot_confusion_matrix(np.asarray(val_report["confusion_matrix"]), paths.root / "confusion_matrix.png")
+    return metrics
