@@ -239,8 +239,4 @@ def _read_folder(source: Path, files: list[tuple[Path, str, str]]) -> FerData:
 
 
 def _stack_splits(images: dict[str, list[np.ndarray]], labels: dict[str, list[int]]) -> dict[str, Split]:
-    return {
-        name: Split(np.stack(images[name]), np.asarray(labels[name], dtype=np.int64))
-        for name in SPLITS
-        if images[name]
-    }
+    return {name: Split(np.stack(images[name]), np.asarray(labels[name], dtype=np.int64)) for name in SPLITS if images[name]}

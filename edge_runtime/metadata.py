@@ -60,7 +60,7 @@ class ModelMetadata:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "metadata") -> "ModelMetadata":
+    def from_dict(cls, data: dict, where: str = "metadata") -> ModelMetadata:
         try:
             labels = tuple(str(label) for label in data["labels"])
             shape = tuple(int(v) for v in data["input_shape"])
@@ -81,7 +81,7 @@ class ModelMetadata:
         )
 
     @classmethod
-    def from_json(cls, text: str, where: str = "metadata") -> "ModelMetadata":
+    def from_json(cls, text: str, where: str = "metadata") -> ModelMetadata:
         try:
             return cls.from_dict(json.loads(text), where)
         except json.JSONDecodeError as error:

@@ -8,8 +8,8 @@ comes from the model's metadata and is applied in exactly one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -38,7 +38,7 @@ class InputSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "InputSpec":
+    def from_dict(cls, data: dict) -> InputSpec:
         known = {k: data[k] for k in ("size", "scale", "offset", "crop_margin") if k in data}
         return cls(**known)
 

@@ -38,11 +38,15 @@ def main(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Faces per step.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(min=0.0, help="Peak learning rate.")] = None,
     label_smoothing: Annotated[Optional[float], typer.Option(min=0.0, max=0.5)] = None,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, rotate, zoom, brightness, contrast.")] = None,
+    augment: Annotated[
+        Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, rotate, zoom, brightness, contrast.")
+    ] = None,
     class_weight: Annotated[Optional[ClassWeight], typer.Option(help="'balanced' weights the loss by inverse class frequency.")] = None,
     patience: Annotated[Optional[int], typer.Option(min=0, help="Early stopping patience in epochs (0: off).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed repeats a run on the same machine.")] = 42,
-    weights: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Start from saved weights (the seed's model.h5).")] = None,
+    weights: Annotated[
+        Optional[Path], typer.Option(exists=True, dir_okay=False, help="Start from saved weights (the seed's model.h5).")
+    ] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its last completed epoch.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for decoded data (default ~/.cache/edge-emotion).")] = None,
 ) -> None:

@@ -8,8 +8,8 @@ camera pixels with a lossless input quantisation (scale 1, zero point -128).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 from keras import layers

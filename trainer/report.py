@@ -42,7 +42,9 @@ def plot_confusion_matrix(matrix: np.ndarray, path: Path, title: str = "Confusio
     axis.set_title(title)
     for i in range(len(LABELS)):
         for j in range(len(LABELS)):
-            axis.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
+            axis.text(
+                j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", color="white" if normalised[i, j] > 0.5 else "black", fontsize=8
+            )
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
     _save(figure, path)

@@ -1,0 +1,168 @@
+"""FER-2013 loading in both forms, the cache, and every bad-data case."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import fer2013
+from edge_runtime.fer2013 import DataError, load_fer2013
+from edge_runtime.labels import LABELS
+from tests.synthetic import synthetic_face, write_folder
+
+
+def _load(path: Path, tmp_path: Path):
+    return load_fer2013(path, cache_dir=tmp_path / "cache")
+
+
+def test_folder_layout(fer_folder, tmp_path):
+    data = _load(fer_folder, tmp_path)
+    assert data.layout == "folder"
+    assert data.counts() == {"train": 140, "val": 42, "test": 0}
+    assert data.split("train").class_counts() == [20] * 7
+    assert data.split("val").images.shape == (42, 48, 48)
+    assert data.split("val").images.dtype == np.uint8
+
+
+def test_folder_labels_follow_folder_names(tmp_path):
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=0, seed=3)
+    data = _load(root, tmp_path)
+    for index, label in enumerate(LABELS):
+        image = cv2.imread(str(root / "train" / label / "Training_0.png".replace("0", str(index))), cv2.IMREAD_GRAYSCALE)
+        position = int(np.flatnonzero(data.split("train").labels == index)[0])
+        np.testing.assert_array_equal(data.split("train").images[position], image)
+
+
+def test_test_folder_split_by_prefix(tmp_path):
+    root = write_folder(tmp_path / "fer", train_per_class=2, test_per_class=3, private_per_class=2, seed=4)
+    data = _load(root, tmp_path)
+    assert data.counts() == {"train": 14, "val": 21, "test": 14}
+    assert len(data.evaluation_split("test")) == 35  # every image under test/
+
+
+def test_seed_folder_names_any_case(tmp_path):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for folder in ("Angry", "Disgusted", "Fearful", "Happy", "Neutral", "Sad", "Surprised"):
+            (tmp_path / "data" / split / folder).mkdir(parents=True)
+            cv2.imwrite(str(tmp_path / "data" / split / folder / "im0.png"), synthetic_face(0, rng))
+    data = _load(tmp_path / "data", tmp_path)
+    assert sorted(data.split("train").labels.tolist()) == list(range(7))
+    assert data.counts()["val"] == 7
+
+
+def test_csv_layout(fer_csv, tmp_path):
+    data = _load(fer_csv, tmp_path)
+    assert data.layout == "csv"
+    assert data.counts() == {"train": 140, "val": 42, "test": 28}
+
+
+def test_csv_codes_become_label_indices(tmp_path):
+    path = tmp_path / "fer2013.csv"
+    pixels = " ".join(["7"] * 2304)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        for code in range(7):
+            writer.writerow([code, pixels, "Training"])
+        writer.writerow([4, pixels, "PublicTest"])
+    data = _load(path, tmp_path)
+    expected = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert [LABELS[i] for i in data.split("train").labels] == expected
+    assert LABELS[data.split("val").labels[0]] == "sad"
+    assert int(data.split("train").images[0, 0, 0]) == 7
+
+
+def test_cache_is_used_and_invalidated(fer_csv, tmp_path, monkeypatch):
+    first = _load(fer_csv, tmp_path)
+    assert len(list((tmp_path / "cache").glob("fer2013-*.npz"))) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again despite the cache")
+
+    monkeypatch.setattr(fer2013, "_read_csv", no_decoding)
+    second = _load(fer_csv, tmp_path)
+    np.testing.assert_array_equal(first.split("train").images, second.split("train").images)
+    # A changed source file changes the key: the cache is not trusted.
+    changed = tmp_path / "changed.csv"
+    changed.write_bytes(fer_csv.read_bytes())
+    with pytest.raises(AssertionError, match="decoded again"):
+        _load(changed, tmp_path)
+
+
+def _csv_with(tmp_path: Path, rows: list[list], header=("emotion", "pixels", "Usage")) -> Path:
+    path = tmp_path / "bad.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+GOOD_PIXELS = " ".join(["0"] * 2304)
+
+
+@pytest.mark.parametrize(
+    "rows, header, message",
+    [
+        ([[0, GOOD_PIXELS, "Training"]], ("label", "pixels", "Usage"), "header is 'label,pixels,Usage'; expected 'emotion,pixels,Usage'"),
+        ([[0, GOOD_PIXELS, "Training"], [1, " ".join(["0"] * 2303), "Training"]], None, "row 3: 2303 pixels; expected 2304"),
+        ([[7, GOOD_PIXELS, "Training"]], None, "row 2: emotion '7' is not a label; expected an integer 0-6"),
+        ([["happy", GOOD_PIXELS, "Training"]], None, "row 2: emotion 'happy' is not a label"),
+        ([[0, GOOD_PIXELS, "Validation"]], None, "row 2: Usage 'Validation'; expected Training, PublicTest or PrivateTest"),
+        ([[0, GOOD_PIXELS.replace("0", "256", 1), "Training"]], None, "row 2: pixel values must be 0-255"),
+        ([[0, GOOD_PIXELS.replace("0", "x", 1), "Training"]], None, "row 2: pixels must be space-separated integers"),
+        ([[0, GOOD_PIXELS]], None, "row 2: 2 fields; expected 3"),
+        ([], None, "no faces found"),
+    ],
+)
+def test_bad_csv(tmp_path, rows, header, message):
+    path = _csv_with(tmp_path, rows, header or ("emotion", "pixels", "Usage"))
+    with pytest.raises(DataError) as error:
+        _load(path, tmp_path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_empty_csv_file(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(DataError, match="header is an empty file"):
+        _load(path, tmp_path)
+
+
+def test_unreadable_image(tmp_path):
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
+    broken = root / "train" / "happy" / "Training_broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=f"{broken}: cannot be read as an image"):
+        _load(root, tmp_path)
+
+
+def test_unknown_class_folder(tmp_path):
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
+    (root / "train" / "contempt").mkdir()
+    with pytest.raises(DataError, match="unknown class folder 'contempt'"):
+        _load(root, tmp_path)
+
+
+def test_missing_and_wrong_layouts(tmp_path):
+    with pytest.raises(DataError, match="no such file or folder"):
+        _load(tmp_path / "nowhere", tmp_path)
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(DataError, match="no train/ or test/ folder"):
+        _load(tmp_path / "empty_dir", tmp_path)
+    (tmp_path / "hollow" / "train" / "happy").mkdir(parents=True)
+    with pytest.raises(DataError, match="no faces found"):
+        _load(tmp_path / "hollow", tmp_path)
+
+
+def test_no_partial_cache_left_behind(fer_csv, tmp_path):
+    _load(fer_csv, tmp_path)
+    leftovers = [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
