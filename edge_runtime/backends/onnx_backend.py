@@ -14,7 +14,9 @@ from edge_runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMetadat
 class ONNXBackend(Backend):
     name = "onnx"
 
-    def __init__(self, model_path: Path, threads: int | None = None, providers: list[str] | None = None) -> None:
+    def __init__(
+        self, model_path: Path, threads: int | None = None, providers: list[str] | None = None, allow_spinning: bool = False
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -24,6 +26,10 @@ class ONNXBackend(Backend):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ONNX Runtime's pool threads spin for a while after each run. In the frame loop the
+        # next thing to run is the Haar detector, which they then starve: on 2 cores spinning
+        # doubled detection time (22 -> 40 ms per 640x480 frame) for a sub-millisecond gain.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         # Prefer what the machine has (CUDA, CoreML...), always ending with the CPU.
         available = ort.get_available_providers()
         chosen = providers or [p for p in available if p != "TensorrtExecutionProvider"]

@@ -1,0 +1,74 @@
+"""The model the package carries, so `edge-run` works without `--model`.
+
+`edge_runtime/models/` holds the same trained network in three files, one per backend. With
+`--backend auto` and no `--model`, the first runtime that is installed, in the order ONNX
+Runtime, LiteRT/TFLite, Keras, runs its file; none of them needs TensorFlow except Keras.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+# Backend name -> bundled file (metadata inside the ONNX file, in a .json sidecar otherwise).
+BUNDLED_MODELS: dict[str, str] = {
+    "onnx": "emotion_int8.onnx",
+    "tflite": "emotion_int8.tflite",
+    "keras": "emotion.keras",
+}
+DEFAULT_BACKEND_ORDER: tuple[str, ...] = ("onnx", "tflite", "keras")
+
+# The packages that make each backend usable (any one of them), in the backend's own order.
+RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime",),
+    "tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
+    "keras": ("tensorflow",),
+}
+
+
+class DefaultModelError(RuntimeError):
+    """No bundled model can be run here; the message says what to install or pass."""
+
+
+def _installed(module: str) -> bool:
+    # find_spec looks the package up without importing it (importing TensorFlow takes seconds).
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def installed_backends() -> list[str]:
+    """Backends whose runtime package is installed, in the default order."""
+    return [name for name in DEFAULT_BACKEND_ORDER if any(_installed(m) for m in RUNTIME_PACKAGES[name])]
+
+
+def default_backend() -> str:
+    """The backend `auto` means without `--model`: the first installed one whose bundled file exists.
+
+    Raises:
+        DefaultModelError: when no installed runtime has its bundled model file.
+    """
+    installed = installed_backends()
+    for name in installed:
+        if (MODELS_DIR / BUNDLED_MODELS[name]).is_file():
+            return name
+    if not installed:
+        raise DefaultModelError('no inference runtime is installed; pip install "edge-emotion[onnx]" (or [tflite])')
+    raise DefaultModelError(
+        f"{MODELS_DIR}: no bundled model for the installed runtimes ({', '.join(installed)}); pass --model PATH"
+    )
+
+
+def default_model_path(backend: str = "auto") -> Path:
+    """The bundled model file for `backend` ("auto": the default backend's).
+
+    Raises:
+        DefaultModelError: for an unknown backend, or for "auto" when nothing can run.
+    """
+    name = default_backend() if backend == "auto" else backend
+    if name not in BUNDLED_MODELS:
+        raise DefaultModelError(f"no bundled model for backend '{backend}'; choose one of {', '.join(BUNDLED_MODELS)}")
+    return MODELS_DIR / BUNDLED_MODELS[name]

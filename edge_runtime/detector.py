@@ -1,0 +1,133 @@
+"""Where a face is found: OpenCV's Haar cascade, run on a downscaled grayscale copy.
+
+Detection, not the CNN, is the cost of the live loop (about 40 ms for a 640x480 frame at scale
+factor 1.3 on a small x86 core, most of the frame time), so the cascade runs on a copy shrunk
+by `detect_scale` and its boxes are scaled back to source pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.preprocess import to_gray
+
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+DEFAULT_SCALE_FACTOR = 1.2
+DEFAULT_MIN_NEIGHBORS = 5
+DEFAULT_MIN_SIZE = 60
+DEFAULT_DETECT_SCALE = 0.5
+
+Box = tuple[int, int, int, int]
+
+
+class DetectorError(ValueError):
+    """The face detector cannot be built; the message names the file or setting and the fix."""
+
+
+def default_cascade_path() -> Path:
+    """The frontal-face cascade shipped inside opencv-python(-headless) 4.x.
+
+    Raises:
+        DetectorError: when the installed OpenCV ships no cascades (OpenCV 5 moved them out).
+    """
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if not folder:
+        raise DetectorError(
+            f"OpenCV {cv2.__version__} ships no Haar cascades; install 'opencv-python-headless>=4.8,<5' or pass --cascade PATH"
+        )
+    return Path(folder) / DEFAULT_CASCADE
+
+
+class HaarDetector:
+    """Finds frontal faces with a Haar cascade.
+
+    Args:
+        cascade_path: cascade XML file; None for OpenCV's `haarcascade_frontalface_default.xml`.
+        scale_factor: image pyramid step (> 1); larger is faster and misses more faces.
+        min_neighbors: overlapping hits a detection needs; larger gives fewer false faces.
+        min_size: smallest face side to report, in source pixels.
+        detect_scale: the cascade runs on a copy resized by this factor (0 < s <= 1).
+
+    Raises:
+        DetectorError: for a missing or invalid cascade file or an out-of-range setting.
+    """
+
+    def __init__(
+        self,
+        cascade_path: str | os.PathLike | None = None,
+        scale_factor: float = DEFAULT_SCALE_FACTOR,
+        min_neighbors: int = DEFAULT_MIN_NEIGHBORS,
+        min_size: int = DEFAULT_MIN_SIZE,
+        detect_scale: float = DEFAULT_DETECT_SCALE,
+    ) -> None:
+        if not scale_factor > 1.0:
+            raise DetectorError(f"scale_factor {scale_factor}: expected a number greater than 1 (e.g. 1.1-1.4)")
+        if min_neighbors < 0:
+            raise DetectorError(f"min_neighbors {min_neighbors}: expected 0 or more")
+        if min_size < 1:
+            raise DetectorError(f"min_size {min_size}: expected at least 1 pixel")
+        if not 0.0 < detect_scale <= 1.0:
+            raise DetectorError(f"detect_scale {detect_scale}: expected a fraction in (0, 1]")
+        path = Path(cascade_path) if cascade_path is not None else default_cascade_path()
+        if not path.is_file():
+            raise DetectorError(f"{path}: no such cascade file; pass an OpenCV Haar cascade XML (e.g. {DEFAULT_CASCADE})")
+        try:
+            self.cascade = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError):  # a malformed XML surfaces as a SystemError from the binding
+            self.cascade = None
+        if self.cascade is None or self.cascade.empty():
+            raise DetectorError(f"{path}: not an OpenCV Haar cascade XML file; pass one such as {DEFAULT_CASCADE}")
+        self.cascade_path = path
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.min_size = int(min_size)
+        self.detect_scale = float(detect_scale)
+
+    def detect(self, frame_or_gray: np.ndarray) -> list[Box]:
+        """Face boxes (x, y, w, h) in the source frame's pixels, left to right.
+
+        Args:
+            frame_or_gray: a gray, BGR or BGRA image of any size.
+        """
+        gray = to_gray(frame_or_gray)
+        height, width = gray.shape
+        scale = self.detect_scale
+        if scale < 1.0:
+            small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            # INTER_AREA averages pixels when shrinking, which keeps the cascade's features intact.
+            small = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA)
+            scale_x, scale_y = width / small_size[0], height / small_size[1]
+        else:
+            small, scale_x, scale_y = gray, 1.0, 1.0
+        min_side = max(1, round(self.min_size / scale_x))
+        if min(small.shape) < min_side:
+            return []
+        found = self.cascade.detectMultiScale(
+            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
+        )
+        boxes = [_scale_box(box, scale_x, scale_y, width, height) for box in np.asarray(found).reshape(-1, 4)]
+        return sorted((box for box in boxes if box[2] > 0 and box[3] > 0), key=lambda b: (b[0], b[1]))
+
+
+def _scale_box(box: Sequence[int], scale_x: float, scale_y: float, width: int, height: int) -> Box:
+    x, y, w, h = (float(v) for v in box)
+    x0, y0 = max(0, round(x * scale_x)), max(0, round(y * scale_y))
+    x1, y1 = min(width, round((x + w) * scale_x)), min(height, round((y + h) * scale_y))
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    inter_w = min(ax0 + aw, bx0 + bw) - max(ax0, bx0)
+    inter_h = min(ay0 + ah, by0 + bh) - max(ay0, by0)
+    if inter_w <= 0 or inter_h <= 0:
+        return 0.0
+    inter = inter_w * inter_h
+    return float(inter / (aw * ah + bw * bh - inter))

@@ -1,0 +1,113 @@
+"""Test scenes: real 48x48 faces pasted, upscaled, into frames at known boxes.
+
+The demo clip, the crop-margin measurement and the tests build frames this way, so the
+ground truth (where each face is and which label it has) is exact. Haar finds FER-2013 faces
+only when they are upscaled well beyond 48 px and surrounded by background, hence the sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.detector import iou
+
+FRAME_SIZE = (640, 480)  # width, height
+
+
+@dataclass(frozen=True)
+class PlacedFace:
+    """A face in a frame: its box (x, y, w, h) in frame pixels, label and where it came from."""
+
+    box: tuple[int, int, int, int]
+    label: str
+    source: str
+
+
+def background(size: tuple[int, int] = FRAME_SIZE, seed: int = 0) -> np.ndarray:
+    """A plain BGR backdrop: a soft vertical gradient, a few blurred shapes and light noise."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(70, 150, height, dtype=np.float32)[:, None]
+    gray = np.repeat(ramp, width, axis=1)
+    frame = np.stack([gray * 1.05, gray, gray * 0.9], axis=2)
+    for _ in range(6):
+        center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        axes = (int(rng.integers(30, 120)), int(rng.integers(20, 80)))
+        color = [float(v) for v in rng.integers(60, 190, 3)]
+        cv2.ellipse(frame, center, axes, float(rng.integers(0, 180)), 0, 360, color, -1)
+    frame = cv2.GaussianBlur(frame, (0, 0), 9)
+    frame += rng.normal(0, 3, frame.shape).astype(np.float32)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def paste_face(frame: np.ndarray, face: np.ndarray, box: Sequence[int]) -> None:
+    """Resizes a grayscale face to the box and writes it into a BGR frame, in place."""
+    x, y, w, h = (int(v) for v in box)
+    resized = cv2.resize(face, (w, h), interpolation=cv2.INTER_CUBIC)
+    frame[y : y + h, x : x + w] = resized[:, :, None]
+
+
+def read_face(path: str | Path) -> np.ndarray:
+    """A 48x48 uint8 grayscale face from an image file.
+
+    Raises:
+        ValueError: when the file is not a readable image.
+    """
+    face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if face is None:
+        raise ValueError(f"{path}: not a readable image")
+    return face
+
+
+def match_boxes(truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]], min_iou: float = 0.3) -> list[int | None]:
+    """For each true box, the index of the found box that overlaps it most (IoU >= min_iou), or None."""
+    result: list[int | None] = []
+    taken: set[int] = set()
+    for true_box in truth:
+        scores = [(iou(true_box, box), i) for i, box in enumerate(found) if i not in taken]
+        best = max(scores, default=(0.0, None))
+        if best[1] is not None and best[0] >= min_iou:
+            taken.add(best[1])
+            result.append(best[1])
+        else:
+            result.append(None)
+    return result
+
+
+def demo_faces() -> list[tuple[str, np.ndarray]]:
+    """(label, grayscale face pixels) of every face in the bundled demo clip, cut from the
+    first frame each face appears in, at the size it is shown (150-190 px).
+
+    Raises:
+        ValueError: when the demo clip or its ground truth cannot be read.
+    """
+    import json
+
+    from edge_runtime.sources import demo_clip_path
+
+    clip = demo_clip_path()
+    truth_path = clip.with_suffix(".json")
+    if not truth_path.is_file():
+        raise ValueError(f"{truth_path}: the demo clip's ground truth is missing")
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    capture = cv2.VideoCapture(str(clip))
+    faces: dict[str, np.ndarray] = {}
+    try:
+        for record in truth["frames"]:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            for face in record["faces"]:
+                if face["label"] not in faces:
+                    x, y, w, h = face["box"]
+                    faces[face["label"]] = cv2.cvtColor(frame[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY)
+    finally:
+        capture.release()
+    if not faces:
+        raise ValueError(f"{clip}: no faces could be read from the demo clip")
+    return list(faces.items())

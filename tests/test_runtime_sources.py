@@ -1,0 +1,192 @@
+"""Frame sources: files frame by frame, live sources through a fake capture, and their faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.labels import LABELS
+from edge_runtime.sources import (
+    ImageSource,
+    LiveSource,
+    SourceError,
+    VideoFileSource,
+    demo_clip_path,
+    open_source,
+)
+
+
+class FakeCapture:
+    """Stands in for cv2.VideoCapture: plays a script of read() results.
+
+    Each script item is a frame, None (read succeeds but the frame is unusable) or False
+    (read fails: the device stopped delivering).
+    """
+
+    def __init__(self, script, opened=True, fps=30.0):
+        self.script = list(script)
+        self.opened = opened
+        self.fps = fps
+        self.released = False
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        if not self.script:
+            return False, None
+        item = self.script.pop(0)
+        if item is False:
+            return False, None
+        return True, item
+
+    def get(self, prop):
+        return self.fps if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        self.released = True
+
+
+def frames(count, value=0):
+    return [np.full((48, 64, 3), (value + i) % 256, np.uint8) for i in range(count)]
+
+
+class Factory:
+    """Returns prepared captures in order; after they run out, captures that cannot open."""
+
+    def __init__(self, *captures):
+        self.captures = list(captures)
+        self.targets = []
+
+    def __call__(self, target):
+        self.targets.append(target)
+        return self.captures.pop(0) if self.captures else FakeCapture([], opened=False)
+
+
+def test_a_camera_that_cannot_be_opened_names_the_index():
+    with pytest.raises(SourceError, match="cannot open camera index 3"):
+        open_source("3", capture_factory=Factory(FakeCapture([], opened=False)))
+
+
+def test_a_stream_that_cannot_be_opened_names_the_url():
+    with pytest.raises(SourceError, match="cannot open stream rtsp://camera.local/live"):
+        open_source("rtsp://camera.local/live", capture_factory=Factory())
+
+
+def test_live_source_reopens_with_backoff_then_ends_cleanly():
+    waits = []
+    factory = Factory(FakeCapture(frames(3)), FakeCapture(frames(2, 100)))
+    source = LiveSource(0, factory, max_reopen=4, backoff_s=0.5, sleep=waits.append)
+    got = list(source)
+    source.close()
+    # The newest frame wins, so some frames may be dropped; never more than were delivered.
+    assert 1 <= len(got) <= 5
+    assert source.frames_read + source.dropped == 5
+    assert source.reopens == 1
+    # One wait before the successful reopen; after its frames, 4 failed attempts with doubling waits.
+    assert waits == [0.5, 0.5, 1.0, 2.0, 4.0]
+    assert "gave up after 4 reopen attempts" in source.ended_reason
+    assert factory.targets == [0] * 6
+
+
+def test_live_source_counts_and_skips_unreadable_frames():
+    script = [frames(1)[0], None, np.zeros((0, 0, 3), np.uint8), frames(1, 50)[0]]
+    source = LiveSource("http://cam/stream", Factory(FakeCapture(script)), max_reopen=0, sleep=lambda s: None)
+    got = list(source)
+    source.close()
+    assert source.unreadable == 2
+    assert 1 <= len(got) <= 2 and all(frame.size for frame in got)
+    assert source.is_live and source.fps == 30.0
+
+
+def test_live_source_yields_the_newest_frame():
+    release = threading.Event()
+
+    class SlowStart(FakeCapture):
+        def read(self):
+            if len(self.script) == 0:
+                release.wait(timeout=5)
+            return super().read()
+
+    source = LiveSource(0, Factory(SlowStart(frames(5))), max_reopen=0, sleep=lambda s: None)
+    iterator = iter(source)
+    # All five frames are read before the loop asks; it gets the last one, the others are dropped.
+    while source.dropped < 4:
+        threading.Event().wait(0.01)
+    newest = next(iterator)
+    assert newest[0, 0, 0] == 4
+    release.set()
+    assert list(iterator) == []
+    source.close()
+
+
+def write_video(path, count, size=(160, 120)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    for i in range(count):
+        frame = np.full((size[1], size[0], 3), 20 * i, np.uint8)
+        cv2.putText(frame, str(i), (10, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (255, 255, 255), 2)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_video_file_gives_every_frame_in_order(tmp_path):
+    path = write_video(tmp_path / "clip.avi", 12)
+    with open_source(str(path)) as source:
+        got = list(source)
+        assert not source.is_live and source.fps == pytest.approx(10.0)
+    assert len(got) == 12
+    means = [frame.mean() for frame in got]
+    assert means == sorted(means)
+
+
+def test_video_file_skips_and_counts_damaged_frames():
+    capture = FakeCapture(frames(2) + [False, False] + frames(2, 9))
+    capture.get = lambda prop: {cv2.CAP_PROP_FRAME_COUNT: 6.0, cv2.CAP_PROP_FPS: 25.0}.get(prop, 0.0)
+    source = VideoFileSource("clip.mp4", lambda target: capture)
+    assert len(list(source)) == 4
+    assert source.unreadable == 2
+
+
+def test_demo_clip_opens_and_decodes():
+    assert demo_clip_path().is_file()
+    with open_source("demo") as source:
+        first = next(iter(source))
+    assert first.shape == (480, 640, 3)
+
+
+def test_image_file_and_folder(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((30, 40, 3), i * 50, np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    with open_source(str(tmp_path)) as source:
+        got = list(source)
+    assert isinstance(source, ImageSource) and len(got) == 3 and source.unreadable == 1
+    with open_source(str(tmp_path / "1.png")) as single:
+        assert [frame.mean() for frame in single] == [50.0]
+
+
+def test_missing_source_and_unreadable_video(tmp_path):
+    with pytest.raises(SourceError, match="no such file or folder"):
+        open_source(str(tmp_path / "nothing.mp4"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="folder holds no images"):
+        open_source(str(tmp_path / "empty"))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(SourceError, match="cannot be opened as a video"):
+        open_source(str(bad))
+
+
+def test_demo_ground_truth_matches_the_clip():
+    truth = json.loads(demo_clip_path().with_suffix(".json").read_text())
+    with open_source("demo") as source:
+        decoded = sum(1 for _ in source)
+    assert decoded == len(truth["frames"]) and truth["size"] == [640, 480]
+    labels = {face["label"] for record in truth["frames"] for face in record["faces"]}
+    assert labels == set(LABELS)
