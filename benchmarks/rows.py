@@ -1,0 +1,84 @@
+"""Result rows and their status.
+
+Every row a benchmark produces is a plain dict (it goes straight into the JSON report) with a
+`name` and a `status`:
+
+- `ok`: the figures were measured;
+- `skipped`: not measurable here, with the `reason` (runtime not installed, format unsupported);
+- `failed`: it was tried and broke, with the `error`.
+
+A crash therefore never reads as "not installed here".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from edge_runtime.formats import BackendInfo, get_backend
+
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+STATUSES = (OK, SKIPPED, FAILED)
+
+
+def ok_row(name: str, **figures) -> dict:
+    return {"name": name, "status": OK, **figures}
+
+
+def skipped_row(name: str, reason: str, **fields) -> dict:
+    return {"name": name, "status": SKIPPED, "reason": reason, **fields}
+
+
+def failed_row(name: str, error: str, **fields) -> dict:
+    return {"name": name, "status": FAILED, "error": error, **fields}
+
+
+def error_text(error: BaseException) -> str:
+    """One line for a row: the exception type and the first line of its message."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}"[:300] if message else type(error).__name__
+
+
+@dataclass(frozen=True)
+class RuntimeCheck:
+    """Whether a backend's runtime package is importable here, and what to do if not."""
+
+    available: bool
+    reason: str = ""
+
+
+# The packages each backend can run on, in the order the backend tries them.
+RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime",),
+    "tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
+    "keras": ("tensorflow",),
+}
+
+
+def module_available(name: str) -> bool:
+    """True when `name` can be imported, found without importing it (TensorFlow stays unloaded)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_runtime(backend: str, available=module_available) -> RuntimeCheck:
+    """Whether `backend` ("onnx", "tflite", "keras") can run on this install.
+
+    Args:
+        backend: a BACKENDS name.
+        available: module-name -> bool (injectable for tests).
+    """
+    info: BackendInfo = get_backend(backend)
+    modules = RUNTIME_MODULES.get(backend, ())
+    if any(available(module) for module in modules):
+        return RuntimeCheck(True)
+    return RuntimeCheck(False, f"runtime not installed ({' or '.join(modules)}): {info.install_hint}")
+
+
+def tensorflow_check(available=module_available) -> RuntimeCheck:
+    """For the rows that need TensorFlow itself (Keras, seed-style)."""
+    if available("tensorflow"):
+        return RuntimeCheck(True)
+    return RuntimeCheck(False, 'TensorFlow not installed (needed for Keras rows): pip install "edge-emotion[train]"')

@@ -1,0 +1,175 @@
+"""`edge-bench scene`: the full runtime pipeline on frames with known faces.
+
+Frames of 640x480 are built by pasting FER-2013 faces from an evaluation split (PublicTest by
+default, so never a face the model trained on), upscaled to 144-192 px, at known boxes on a
+smooth random background, with clearance between faces and from the frame's edges. The
+runtime (`EmotionDetector`: Haar detection, the model's crop margin, one model call) then
+runs on every frame, and its boxes are matched to the truth by IoU. Reported: detection
+recall, label accuracy on the detected faces, end-to-end accuracy (detected and correctly
+labelled over all faces), and the model's accuracy on the same faces' own 48x48 crops, so the
+cost of going through a detector can be read directly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_runtime.detector import iou
+from edge_runtime.fer2013 import Split
+from edge_runtime.scenes import background, match_boxes, paste_face
+
+FRAME_WIDTH, FRAME_HEIGHT = 640, 480
+FACE_SIDES = (144, 192)
+CLEARANCE = 24  # pixels kept free around every pasted face
+PLACEMENT_TRIES = 200
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """How the scene is built and scored.
+
+    Attributes:
+        frames: number of frames.
+        faces_per_frame: (fewest, most) faces in one frame.
+        face_sides: (smallest, largest) side of a pasted face, in pixels.
+        seed: random seed for faces, sizes, places and background.
+        iou_threshold: a detection matches a true face at this IoU or more.
+        width, height: frame size.
+    """
+
+    frames: int = 200
+    faces_per_frame: tuple[int, int] = (1, 3)
+    face_sides: tuple[int, int] = FACE_SIDES
+    seed: int = 0
+    iou_threshold: float = 0.4
+    width: int = FRAME_WIDTH
+    height: int = FRAME_HEIGHT
+
+    def __post_init__(self) -> None:
+        low, high = self.faces_per_frame
+        if self.frames < 1 or not 1 <= low <= high:
+            raise ValueError(f"frames {self.frames}, faces per frame {low}..{high}: expected frames >= 1 and 1 <= fewest <= most")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ValueError(f"IoU threshold {self.iou_threshold}: expected a value in (0, 1]")
+
+
+@dataclass
+class SceneFrame:
+    """One built frame and its truth: boxes (x, y, w, h), label indices, and the source faces' indices."""
+
+    image: np.ndarray
+    boxes: list[tuple[int, int, int, int]]
+    labels: list[int]
+    face_indices: list[int] = field(default_factory=list)
+
+
+def place_boxes(rng: np.random.Generator, count: int, sides: tuple[int, int], width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Up to `count` square boxes that keep CLEARANCE from each other and from the edges."""
+    boxes: list[tuple[int, int, int, int]] = []
+    for _ in range(PLACEMENT_TRIES):
+        if len(boxes) == count:
+            break
+        side = int(rng.integers(sides[0], sides[1] + 1))
+        if side + 2 * CLEARANCE > min(width, height):
+            continue
+        x = int(rng.integers(CLEARANCE, width - side - CLEARANCE + 1))
+        y = int(rng.integers(CLEARANCE, height - side - CLEARANCE + 1))
+        grown = (x - CLEARANCE, y - CLEARANCE, side + 2 * CLEARANCE, side + 2 * CLEARANCE)
+        if all(iou(grown, other) == 0.0 for other in boxes):
+            boxes.append((x, y, side, side))
+    return boxes
+
+
+def build_scene(split: Split, settings: SceneSettings) -> list[SceneFrame]:
+    """The scene's frames; faces come from `split` in a seeded order, none used twice until all were.
+
+    Raises:
+        ValueError: for an empty split.
+    """
+    if len(split) == 0:
+        raise ValueError("cannot build a scene from an empty split")
+    rng = np.random.default_rng(settings.seed)
+    order = rng.permutation(len(split))
+    next_face = 0
+    frames = []
+    for number in range(settings.frames):
+        image = background((settings.width, settings.height), seed=settings.seed * 100_003 + number)
+        count = int(rng.integers(settings.faces_per_frame[0], settings.faces_per_frame[1] + 1))
+        boxes = place_boxes(rng, count, settings.face_sides, settings.width, settings.height)
+        labels, indices = [], []
+        for x, y, w, h in boxes:
+            index = int(order[next_face % len(order)])
+            next_face += 1
+            paste_face(image, split.images[index], (x, y, w, h))
+            labels.append(int(split.labels[index]))
+            indices.append(index)
+        frames.append(SceneFrame(image, boxes, labels, indices))
+    return frames
+
+
+@dataclass
+class SceneScore:
+    """Counts over the whole scene."""
+
+    faces: int = 0
+    detected: int = 0
+    correct_detected: int = 0
+    false_positives: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    detected_face_indices: list[int] = field(default_factory=list)
+
+    def figures(self) -> dict:
+        return {
+            "faces": self.faces,
+            "frames": self.frames,
+            "recall": self.detected / self.faces if self.faces else 0.0,
+            "label_accuracy": self.correct_detected / self.detected if self.detected else 0.0,
+            "end_to_end_accuracy": self.correct_detected / self.faces if self.faces else 0.0,
+            "false_positives_per_frame": self.false_positives / self.frames if self.frames else 0.0,
+            "fps": self.frames / self.seconds if self.seconds > 0 else 0.0,
+        }
+
+
+def score_scene(frames: list[SceneFrame], detect, labels: tuple[str, ...], threshold: float, clock=time.perf_counter,
+                on_frame=None) -> SceneScore:
+    """Runs `detect(frame) -> list[Face]` on every frame and scores it against the truth.
+
+    Args:
+        frames: the scene.
+        detect: the pipeline (EmotionDetector.detect, or a fake).
+        labels: the model's label order (a Face's label is matched to the truth by name).
+        threshold: IoU for a match.
+        clock: seconds; FPS counts only the time inside `detect`.
+        on_frame: called with (frame, faces) after each frame (e.g. to write a video).
+    """
+    score = SceneScore()
+    for frame in frames:
+        start = clock()
+        faces = detect(frame.image)
+        score.seconds += clock() - start
+        score.frames += 1
+        score.faces += len(frame.boxes)
+        found = match_boxes(frame.boxes, [face.box for face in faces], threshold)
+        matches = [(ti, fi) for ti, fi in enumerate(found) if fi is not None]
+        score.detected += len(matches)
+        score.false_positives += len(faces) - len(matches)
+        for ti, fi in matches:
+            score.detected_face_indices.append(frame.face_indices[ti] if frame.face_indices else -1)
+            if faces[fi].label == labels[frame.labels[ti]]:
+                score.correct_detected += 1
+        if on_frame is not None:
+            on_frame(frame, faces)
+    return score
+
+
+def crop_accuracy(predict_faces, split: Split, indices: list[int]) -> float:
+    """The model's accuracy on the data set's own 48x48 crops of the faces at `indices`."""
+    if not indices:
+        return 0.0
+    chosen = np.asarray(indices)
+    probabilities = np.concatenate([predict_faces(list(split.images[chosen[s : s + 256]])) for s in range(0, len(chosen), 256)])
+    return float((probabilities.argmax(axis=1) == split.labels[chosen]).mean())

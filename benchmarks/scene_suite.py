@@ -1,0 +1,121 @@
+"""`edge-bench scene` as a library call: build the scene once, run each model's full pipeline on
+it, and score detection, labels and the crop-accuracy gap."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.environment import environment
+from benchmarks.inputs import load_eval_split
+from benchmarks.rows import error_text, failed_row, ok_row
+from benchmarks.scene import SceneSettings, build_scene, crop_accuracy, score_scene
+from edge_runtime.atomic import atomic_path
+
+VIDEO_FPS = 10.0
+TRUTH_COLOR = (0, 255, 0)
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Settings of `edge-bench scene`.
+
+    Attributes:
+        data: FER-2013 folder or CSV whose `split` supplies the faces.
+        split: "val" (PublicTest, the default: faces no model trained on), "test" or "train".
+        models: model files; empty for the bundled default model.
+        backend: "auto" or a BACKENDS name.
+        threads: inference threads.
+        detect_scale: the runtime's detection scale.
+        scene: how frames are built and scored.
+        save_video: write the annotated scene (first model) here.
+    """
+
+    data: Path
+    split: str = "val"
+    models: tuple[Path, ...] = ()
+    backend: str = "auto"
+    threads: int | None = None
+    detect_scale: float = 0.5
+    scene: SceneSettings = field(default_factory=SceneSettings)
+    save_video: Path | None = None
+
+    def settings(self) -> dict:
+        data = asdict(self)
+        data.update(data=str(self.data), models=[str(p) for p in self.models], save_video=str(self.save_video) if self.save_video else None)
+        return data
+
+
+def open_detector(model: Path | None, config: SceneConfig):
+    """The runtime pipeline as `edge-run` builds it, but without smoothing: consecutive scene
+    frames hold different people, and averaging one with the next would blur the score."""
+    from edge_runtime.api import EmotionDetector
+
+    return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detect_scale=config.detect_scale,
+                           detect_every=1, smooth=0.0, min_confidence=0.0)
+
+
+class VideoOut:
+    """The annotated scene as a video: true boxes in thin green, the runtime's own drawing on top."""
+
+    def __init__(self, path: Path, width: int, height: int) -> None:
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+        self.writer = cv2.VideoWriter(str(path), fourcc, VIDEO_FPS, (width, height))
+        if not self.writer.isOpened():
+            raise OSError(f"{path}: OpenCV cannot write this video format; use .mp4 or .avi")
+
+    def __call__(self, frame, faces) -> None:
+        from edge_runtime.draw import draw_faces
+
+        image = frame.image.copy()
+        for x, y, w, h in frame.boxes:
+            cv2.rectangle(image, (x, y), (x + w, y + h), TRUTH_COLOR, 1)
+        self.writer.write(draw_faces(image, faces))
+
+    def close(self) -> None:
+        self.writer.release()
+
+
+def run_scene(config: SceneConfig, detector_factory: Callable = open_detector, log=lambda line: None) -> dict:
+    """Scores every model on the same scene; returns the report.
+
+    Raises:
+        DataError: bad data or an empty split.
+    """
+    split = load_eval_split(config.data, config.split)
+    frames = build_scene(split, config.scene)
+    log(f"scene: {len(frames)} frames, {sum(len(f.boxes) for f in frames)} faces from the {config.split} split of {config.data}")
+    rows = []
+    with contextlib.ExitStack() as stack:
+        video = None
+        if config.save_video:
+            # Written to a temporary file and renamed when done: never a half-written video.
+            video = VideoOut(stack.enter_context(atomic_path(config.save_video)), config.scene.width, config.scene.height)
+            stack.callback(video.close)
+        for index, model in enumerate(config.models or (None,)):
+            rows.append(_score_model(model, config, frames, split, detector_factory, video if index == 0 else None))
+            log(f"  {rows[-1]['name']}: {rows[-1]['status']}")
+    counts = np.bincount([label for frame in frames for label in frame.labels], minlength=7).tolist()
+    return {"command": "scene", "environment": environment(), "settings": config.settings(), "rows": rows,
+            "scene": {"frames": len(frames), "faces": sum(counts), "faces_per_label": counts}}
+
+
+def _score_model(model, config: SceneConfig, frames, split, detector_factory, video) -> dict:
+    try:
+        with detector_factory(model, config) as detector:
+            name = f"{Path(detector.model_path).name} ({detector.backend.name})"
+            score = score_scene(frames, detector.detect, detector.labels, config.scene.iou_threshold, on_frame=video)
+            all_indices = [i for frame in frames for i in frame.face_indices]
+            figures = score.figures()
+            figures["crop_accuracy"] = crop_accuracy(detector.backend.predict_faces, split, all_indices)
+            figures["crop_accuracy_detected"] = crop_accuracy(detector.backend.predict_faces, split, score.detected_face_indices)
+            # The detector's cost in accuracy on the same faces: own crops minus detected crops.
+            figures["crop_gap"] = figures["crop_accuracy_detected"] - figures["label_accuracy"]
+            return ok_row(name, model=str(detector.model_path), backend=detector.backend.name, **figures)
+    except Exception as error:  # noqa: BLE001 - one model's failure is its row
+        return failed_row(str(model or "bundled model"), error_text(error), model=str(model) if model else None)

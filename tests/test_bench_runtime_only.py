@@ -1,0 +1,61 @@
+"""edge-bench on an install without TensorFlow: no benchmark module imports it, and the Keras and
+seed-style rows are skipped with the reason while the others run."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import benchmarks
+from edge_runtime.default_model import MODELS_DIR
+from edge_runtime.sources import demo_clip_path
+
+# Makes TensorFlow and Keras unimportable (and invisible to find_spec), as on a runtime-only install.
+BLOCK_TENSORFLOW = """
+import sys
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+def test_no_benchmark_module_imports_tensorflow():
+    names = [f"benchmarks.{m.name}" for m in pkgutil.iter_modules(benchmarks.__path__)]
+    code = f"import importlib, sys\nfor name in {names!r}:\n    importlib.import_module(name)\nprint('tensorflow' in sys.modules)"
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "emotion_int8.onnx").is_file() or not demo_clip_path().is_file(),
+                    reason="needs the bundled ONNX model and the demo clip")
+def test_pipeline_without_tensorflow_skips_keras_and_seed_style(tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "p.json"
+    models = [MODELS_DIR / "emotion.keras", MODELS_DIR / "emotion_int8.onnx"]
+    code = BLOCK_TENSORFLOW + (
+        "from benchmarks.cli import app\n"
+        f"app(['pipeline', *{[str(m) for m in models]!r}, '--max-frames', '3', '--warmup-frames', '1', '--threads', '1',"
+        f" '--detect-scale', '0.5', '--detect-every', '1', '--in-process', '--json', {str(out)!r}], standalone_mode=False)\n"
+        "import sys\nprint('tensorflow' in sys.modules)\n"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
+    assert rows["seed-style"]["status"] == "skipped"
+    assert rows["seed-style"]["reason"].startswith("TensorFlow not installed")
+    assert rows["keras scale 0.5 every 1"]["status"] == "skipped"
+    assert "pip install" in rows["keras scale 0.5 every 1"]["reason"]
+    assert rows["onnx-int8 scale 0.5 every 1"]["status"] == "ok"
