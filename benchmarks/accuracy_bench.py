@@ -98,6 +98,6 @@ def run_accuracy(config: AccuracyConfig, load=load_backend) -> dict:
         fmt = backend.metadata.format
     report = classification_report(split.labels, probabilities)
     row = ok_row(f"{path.name} ({used})", model=str(path), backend=used, format=fmt, split=config.split,
-                 n=report["n"], accuracy=report["accuracy"], macro_f1=report["macro_f1"])
+                 n=report["n"], accuracy=report["accuracy"], macro_f1=report["macro_f1"], ece=report["ece"])
     settings = config.settings() | {"model": str(path), "backend": used}
     return {"command": "accuracy", "environment": environment(), "settings": settings, "rows": [row], **report}

@@ -77,8 +77,9 @@ def _pipeline(plt, report: dict):
 
 
 def _accuracy(plt, report: dict):
+    """Confusion matrix beside the reliability diagram (accuracy against confidence per bin)."""
     labels, matrix = report["labels"], report["confusion_matrix"]
-    figure, axis = plt.subplots(figsize=(6, 5))
+    figure, (axis, reliability) = plt.subplots(1, 2, figsize=(12, 5))
     axis.imshow(matrix, cmap="Blues")
     axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     axis.set_yticks(range(len(labels)), labels)
@@ -88,6 +89,18 @@ def _accuracy(plt, report: dict):
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title(f"top-1 {report['accuracy']:.4f} on {report['n']} faces")
+    bins = [b for b in report.get("reliability", []) if b["count"]]
+    centers = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    reliability.bar(centers, [b["accuracy"] for b in bins], width=width * 0.9, label="accuracy", alpha=0.8)
+    reliability.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    reliability.set_xlim(0, 1)
+    reliability.set_ylim(0, 1)
+    reliability.set_xlabel("confidence (top probability)")
+    reliability.set_ylabel("accuracy")
+    reliability.set_title(f"reliability, ECE {report.get('ece', float('nan')):.3f}")
+    reliability.legend(loc="upper left")
+    figure.tight_layout()
     return figure
 
 

@@ -74,6 +74,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("n", "faces"),
         Column("accuracy", "top-1", ".4f"),
         Column("macro_f1", "macro-F1", ".4f"),
+        Column("ece", "ECE", ".4f"),
     ),
     "scene": (
         Column("name", "model"),
