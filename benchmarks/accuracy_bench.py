@@ -33,6 +33,7 @@ class AccuracyConfig:
         backend: "auto" (by suffix) or a BACKENDS name.
         split: "val" (PublicTest), "test" (PrivateTest; in the folder layout all of test/) or "train".
         threads: inference threads.
+        flip_average: average each face's probabilities with its mirror image's.
     """
 
     data: Path
@@ -40,10 +41,11 @@ class AccuracyConfig:
     backend: str = "auto"
     split: str = "test"
     threads: int | None = None
+    flip_average: bool = False
 
     def settings(self) -> dict:
         return {"data": str(self.data), "model": str(self.model) if self.model else None, "backend": self.backend,
-                "split": self.split, "threads": self.threads}
+                "split": self.split, "threads": self.threads, "flip_average": self.flip_average}
 
 
 def resolve_model(model: Path | None, backend: str) -> tuple[Path, str]:
@@ -76,11 +78,11 @@ def align_to_labels(probabilities: np.ndarray, model_labels: tuple[str, ...], wh
     return probabilities[:, [list(model_labels).index(label) for label in LABELS]]
 
 
-def predict_split(backend, images: np.ndarray) -> np.ndarray:
+def predict_split(backend, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
     """Probabilities for every face, CHUNK faces per call."""
     if len(images) == 0:
         return np.zeros((0, len(backend.labels)), np.float32)
-    return np.concatenate([backend.predict_faces(list(images[s : s + CHUNK])) for s in range(0, len(images), CHUNK)])
+    return np.concatenate([backend.predict_faces(list(images[s : s + CHUNK]), flip_average) for s in range(0, len(images), CHUNK)])
 
 
 def run_accuracy(config: AccuracyConfig, load=load_backend) -> dict:
@@ -93,7 +95,7 @@ def run_accuracy(config: AccuracyConfig, load=load_backend) -> dict:
     split = load_eval_split(config.data, config.split)
     path, backend_name = resolve_model(config.model, config.backend)
     with load(path, backend_name, threads=config.threads) as backend:
-        probabilities = align_to_labels(predict_split(backend, split.images), backend.labels, str(path))
+        probabilities = align_to_labels(predict_split(backend, split.images, config.flip_average), backend.labels, str(path))
         used = backend.name or backend_name
         fmt = backend.metadata.format
     report = classification_report(split.labels, probabilities)

@@ -219,6 +219,7 @@ def accuracy(
     backend: Annotated[BackendChoice, typer.Option(help="Backend (auto: by the file's suffix).")] = BackendChoice.auto,
     split: Annotated[SplitChoice, typer.Option(help="val: PublicTest; test: PrivateTest (folders: all of test/).")] = SplitChoice.test,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads.")] = None,
+    flip_average: Annotated[bool, typer.Option("--flip-average", help="Average each face with its mirror image.")] = False,
     json_path: JsonOption = None,
     markdown: MarkdownOption = None,
     plot: PlotOption = None,
@@ -226,7 +227,8 @@ def accuracy(
     """Top-1, macro-F1, per-class precision/recall and the confusion matrix of one model file."""
     from benchmarks.accuracy_bench import AccuracyConfig, run_accuracy
 
-    config = AccuracyConfig(data=data, model=model, backend=backend.value, split=split.value, threads=threads)
+    config = AccuracyConfig(data=data, model=model, backend=backend.value, split=split.value, threads=threads,
+                             flip_average=flip_average)
     report = _run(lambda: run_accuracy(config), plot)
     _finish(report, json_path, markdown, plot)
 

@@ -90,6 +90,8 @@ class EmotionDetector:
         scale_factor, min_neighbors, min_size: Haar cascade settings (min_size in source px).
         cascade: cascade XML file; None for OpenCV's frontal-face default.
         detector: any object with `.detect(frame) -> list of (x, y, w, h)`, replacing Haar.
+        flip_average: average each face's probabilities with its mirror image's (see
+            `Backend.predict`).
 
     Raises:
         BackendError: the model cannot be loaded (the message names the file and the fix).
@@ -112,6 +114,7 @@ class EmotionDetector:
         min_size: int = DEFAULT_MIN_SIZE,
         cascade: str | os.PathLike | None = None,
         detector=None,
+        flip_average: bool = False,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every {detect_every}: expected 1 or more")
@@ -127,6 +130,7 @@ class EmotionDetector:
         self.crop_margin = float(self.spec.crop_margin if crop_margin is None else crop_margin)
         self.detect_every = int(detect_every)
         self.min_confidence = float(min_confidence)
+        self.flip_average = bool(flip_average)
         self.frame_index = 0
         self._frame_shape: tuple[int, int] | None = None
         self.last_timings: dict[str, float] = {"detect": 0.0, "preprocess": 0.0, "infer": 0.0}
@@ -164,7 +168,7 @@ class EmotionDetector:
         after_detect = time.perf_counter()
         batch = faces_to_batch([crop_face(frame, box, self.crop_margin) for _, box in tracked], self.spec)
         after_preprocess = time.perf_counter()
-        probabilities = self.backend.predict(batch)
+        probabilities = self.backend.predict(batch, self.flip_average)
         after_infer = time.perf_counter()
         timings.update(
             detect=after_detect - started, preprocess=after_preprocess - after_detect, infer=after_infer - after_preprocess

@@ -38,6 +38,7 @@ class RunConfig:
     smooth: float = DEFAULT_SMOOTH
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     crop_margin: float | None = None
+    flip_average: bool = False
     display: bool = True
     jsonl: Path | None = None
     csv: Path | None = None
@@ -115,6 +116,7 @@ def build_detector(config: RunConfig) -> EmotionDetector:
         min_neighbors=config.min_neighbors,
         min_size=config.min_size,
         cascade=config.cascade,
+        flip_average=config.flip_average,
     )
 
 

@@ -41,7 +41,7 @@ class FakeBackend:
         self.fail_on_call = fail_on_call
         self.closed = False
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray, flip_average: bool = False) -> np.ndarray:
         if self.fail_on_call is not None and len(self.inputs) == self.fail_on_call:
             raise RuntimeError("interpreter exploded")
         self.inputs.append(batch)
@@ -49,7 +49,7 @@ class FakeBackend:
         classes = (batch.reshape(len(batch), -1).mean(axis=1) // 37).astype(int) % len(LABELS)
         return np.eye(len(LABELS), dtype=np.float32)[classes]
 
-    def predict_faces(self, faces) -> np.ndarray:
+    def predict_faces(self, faces, flip_average: bool = False) -> np.ndarray:
         return self.predict(faces_to_batch(faces, self.metadata.input))
 
     def close(self) -> None:

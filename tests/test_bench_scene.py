@@ -88,7 +88,7 @@ def test_missed_shifted_and_wrong_faces_are_counted(split):
 
 
 def test_crop_accuracy_on_the_faces_own_crops(split):
-    def predict_faces(faces):
+    def predict_faces(faces, flip_average=False):
         return np.eye(len(LABELS))[[int(split.labels[0])] * len(faces)]
 
     indices = [0, 1, 2]

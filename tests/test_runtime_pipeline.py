@@ -126,7 +126,7 @@ def test_api_one_model_call_per_frame_for_all_faces(backend, models, face_video)
     with EmotionDetector(models[backend], backend=backend) as detector:
         calls = []
         original = detector.backend.predict
-        detector.backend.predict = lambda batch: calls.append(batch.shape) or original(batch)
+        detector.backend.predict = lambda batch, *args: calls.append(batch.shape) or original(batch, *args)
         faces = detector.detect(frame)
         assert set(detector.last_timings) == {"detect", "preprocess", "infer"}
     assert len(faces) == 2 and all(isinstance(face, Face) for face in faces)

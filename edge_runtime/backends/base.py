@@ -34,15 +34,26 @@ class Backend(ABC):
     def labels(self) -> tuple[str, ...]:
         return self.metadata.labels
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) for a preprocessed float32 batch (N, H, W, C)."""
+    def predict(self, batch: np.ndarray, flip_average: bool = False) -> np.ndarray:
+        """Probabilities (N, classes) for a preprocessed float32 batch (N, H, W, C).
+
+        Args:
+            batch: model input from the one preprocessing function.
+            flip_average: test-time augmentation: average each face's probabilities with those
+                of its mirror image (the network was trained with flips). Both go through the
+                model in one call, so it costs one batch twice the size.
+        """
         if batch.shape[0] == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if flip_average:
+            doubled = self._run(np.ascontiguousarray(np.concatenate([batch, batch[:, :, ::-1]]), dtype=np.float32))
+            count = batch.shape[0]
+            return (doubled[:count] + doubled[count:]) / 2
         return self._run(np.ascontiguousarray(batch, dtype=np.float32))
 
-    def predict_faces(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+    def predict_faces(self, faces: Sequence[np.ndarray], flip_average: bool = False) -> np.ndarray:
         """Probabilities for face crops of any size, all in one model call."""
-        return self.predict(faces_to_batch(faces, self.metadata.input))
+        return self.predict(faces_to_batch(faces, self.metadata.input), flip_average)
 
     @abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray: ...
