@@ -41,7 +41,7 @@ class AccuracyConfig:
     backend: str = "auto"
     split: str = "test"
     threads: int | None = None
-    flip_average: bool = False
+    flip_average: bool = True
 
     def settings(self) -> dict:
         return {"data": str(self.data), "model": str(self.model) if self.model else None, "backend": self.backend,

@@ -219,7 +219,9 @@ def accuracy(
     backend: Annotated[BackendChoice, typer.Option(help="Backend (auto: by the file's suffix).")] = BackendChoice.auto,
     split: Annotated[SplitChoice, typer.Option(help="val: PublicTest; test: PrivateTest (folders: all of test/).")] = SplitChoice.test,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads.")] = None,
-    flip_average: Annotated[bool, typer.Option("--flip-average", help="Average each face with its mirror image.")] = False,
+    flip_average: Annotated[
+        bool, typer.Option("--flip-average/--no-flip-average", help="Average each face with its mirror image, as edge-run does.")
+    ] = True,
     json_path: JsonOption = None,
     markdown: MarkdownOption = None,
     plot: PlotOption = None,

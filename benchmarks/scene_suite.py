@@ -112,8 +112,13 @@ def _score_model(model, config: SceneConfig, frames, split, detector_factory, vi
             score = score_scene(frames, detector.detect, detector.labels, config.scene.iou_threshold, on_frame=video)
             all_indices = [i for frame in frames for i in frame.face_indices]
             figures = score.figures()
-            figures["crop_accuracy"] = crop_accuracy(detector.backend.predict_faces, split, all_indices)
-            figures["crop_accuracy_detected"] = crop_accuracy(detector.backend.predict_faces, split, score.detected_face_indices)
+            # The crops go through the model as the detector's faces do (flip averaging included),
+            # so the gap between the two accuracies is the detector's alone.
+            def predict_crops(faces):
+                return detector.backend.predict_faces(faces, detector.flip_average)
+
+            figures["crop_accuracy"] = crop_accuracy(predict_crops, split, all_indices)
+            figures["crop_accuracy_detected"] = crop_accuracy(predict_crops, split, score.detected_face_indices)
             # The detector's cost in accuracy on the same faces: own crops minus detected crops.
             figures["crop_gap"] = figures["crop_accuracy_detected"] - figures["label_accuracy"]
             return ok_row(name, model=str(detector.model_path), backend=detector.backend.name, **figures)

@@ -78,8 +78,9 @@ def main(
         typer.Option(min=-0.45, max=2.0, help="Margin around the detected box, fraction of its side (default: the model's)."),
     ] = None,
     flip_average: Annotated[
-        bool, typer.Option("--flip-average", help="Average each face with its mirror image (more accurate, 2x inference).")
-    ] = False,
+        bool,
+        typer.Option("--flip-average/--no-flip-average", help="Average each face with its mirror image (more accurate, 2x inference)."),
+    ] = True,
     no_display: Annotated[bool, typer.Option("--no-display", help="No window (headless).")] = False,
     jsonl: Annotated[Optional[Path], typer.Option(dir_okay=False, help="Write one JSON record per face per frame.")] = None,
     csv: Annotated[Optional[Path], typer.Option(dir_okay=False, help="Write the same records as a CSV table.")] = None,

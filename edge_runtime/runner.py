@@ -38,7 +38,7 @@ class RunConfig:
     smooth: float = DEFAULT_SMOOTH
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     crop_margin: float | None = None
-    flip_average: bool = False
+    flip_average: bool = True
     display: bool = True
     jsonl: Path | None = None
     csv: Path | None = None
