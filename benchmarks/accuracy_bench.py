@@ -16,7 +16,7 @@ from benchmarks.environment import environment
 from benchmarks.inputs import load_eval_split
 from benchmarks.rows import ok_row
 from edge_runtime.backends import BackendError, load_backend
-from edge_runtime.default_model import BUNDLED_MODELS, DefaultModelError, default_model_path
+from edge_runtime.default_model import resolve_model
 from edge_runtime.labels import LABELS
 from edge_runtime.metrics import classification_report
 
@@ -46,23 +46,6 @@ class AccuracyConfig:
     def settings(self) -> dict:
         return {"data": str(self.data), "model": str(self.model) if self.model else None, "backend": self.backend,
                 "split": self.split, "threads": self.threads, "flip_average": self.flip_average}
-
-
-def resolve_model(model: Path | None, backend: str) -> tuple[Path, str]:
-    """The file and backend to measure: as given, or the bundled default.
-
-    Raises:
-        BackendError: no bundled model can run here.
-    """
-    if model is not None:
-        return Path(model), backend
-    try:
-        path = default_model_path(backend)
-    except DefaultModelError as error:
-        raise BackendError(str(error)) from None
-    if not path.is_file():
-        raise BackendError(f"{path}: the bundled model is missing; pass --model PATH")
-    return path, next(name for name, file in BUNDLED_MODELS.items() if file == path.name)
 
 
 def align_to_labels(probabilities: np.ndarray, model_labels: tuple[str, ...], where: str) -> np.ndarray:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends import Backend, BackendError, load_backend
-from edge_runtime.default_model import BUNDLED_MODELS, DefaultModelError, default_model_path
+from edge_runtime.backends import Backend, load_backend
+from edge_runtime.default_model import resolve_model
 from edge_runtime.detector import (
     DEFAULT_DETECT_SCALE,
     DEFAULT_MIN_NEIGHBORS,
@@ -219,16 +219,6 @@ def load_model(model: str | os.PathLike | None, backend: str = "auto", threads: 
     Raises:
         BackendError: one line naming the file and the fix.
     """
-    if model is None:
-        try:
-            path = default_model_path(backend)
-        except DefaultModelError as error:
-            raise BackendError(str(error)) from None
-        if not path.is_file():
-            raise BackendError(f"{path}: the bundled {backend} model is missing; pass --model PATH or choose another --backend")
-        # An explicit backend for the bundled file, so "auto" resolves exactly as chosen above.
-        backend = next(name for name, file in BUNDLED_MODELS.items() if file == path.name)
-    else:
-        path = Path(model)
+    path, backend = resolve_model(model, backend)
     return load_backend(path, backend, threads)
 

@@ -8,6 +8,7 @@ Runtime, LiteRT/TFLite, Keras, runs its file; none of them needs TensorFlow exce
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -72,3 +73,24 @@ def default_model_path(backend: str = "auto") -> Path:
     if name not in BUNDLED_MODELS:
         raise DefaultModelError(f"no bundled model for backend '{backend}'; choose one of {', '.join(BUNDLED_MODELS)}")
     return MODELS_DIR / BUNDLED_MODELS[name]
+
+
+def resolve_model(model: str | os.PathLike | None, backend: str = "auto") -> tuple[Path, str]:
+    """The file and backend to run: `model` as given, or the bundled file for `backend`.
+
+    For the bundled file the backend is returned by name, so "auto" resolves exactly as chosen.
+
+    Raises:
+        BackendError: no bundled model can run here, or its file is missing.
+    """
+    from edge_runtime.backends.base import BackendError
+
+    if model is not None:
+        return Path(model), backend
+    try:
+        path = default_model_path(backend)
+    except DefaultModelError as error:
+        raise BackendError(str(error)) from None
+    if not path.is_file():
+        raise BackendError(f"{path}: the bundled {backend} model is missing; pass --model PATH or choose another --backend")
+    return path, next(name for name, file in BUNDLED_MODELS.items() if file == path.name)
