@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 keras = pytest.importorskip("keras")
 
+from tests.training_helpers import interrupted_after_each_epoch  # noqa: E402
 from trainer import train as train_module  # noqa: E402
 from trainer.cli import app  # noqa: E402
 from trainer.config import make_config  # noqa: E402
@@ -117,18 +118,7 @@ def test_resume_continues_an_interrupted_run(tmp_path, fer_folder, monkeypatch):
     config = make_config(str(fer_folder), str(out), "edge", epochs=2, batch_size=64, cache_dir=str(tmp_path / "cache"))
     original = train_module._EpochCheckpoint
 
-    def interrupting(*args, **kwargs):
-        callback = original(*args, **kwargs)
-        finish_epoch = callback.on_epoch_end
-
-        def on_epoch_end(epoch, logs=None):
-            finish_epoch(epoch, logs)
-            raise KeyboardInterrupt  # killed right after epoch 1 was made durable
-
-        callback.on_epoch_end = on_epoch_end
-        return callback
-
-    monkeypatch.setattr(train_module, "_EpochCheckpoint", interrupting)
+    monkeypatch.setattr(train_module, "_EpochCheckpoint", interrupted_after_each_epoch(original))
     with pytest.raises(KeyboardInterrupt):
         train(config)
     state = json.loads((out / "state.json").read_text())

@@ -21,7 +21,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the fa
 
 class Arch(str, Enum):
     edge = "edge"
+    edge_wide = "edge-wide"
     seed = "seed"
+
+
+class Preset(str, Enum):
+    seed = "seed"
+    edge_v1 = "edge-v1"
+    teacher = "teacher"
+    teacher_wide = "teacher-wide"
+    edge_v2 = "edge-v2"
 
 
 class ClassWeight(str, Enum):
@@ -33,14 +42,25 @@ class ClassWeight(str, Enum):
 def main(
     data: Annotated[Optional[Path], typer.Option(help="fer2013.csv, or a folder with train/<class>/ and test/<class>/.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints, model.keras and reports.")] = None,
-    arch: Annotated[Arch, typer.Option(help="Network: 'edge' (default) or 'seed' (the seed's network and recipe).")] = Arch.edge,
+    preset: Annotated[Optional[Preset], typer.Option(help="A published recipe (MODEL_CARD.md): edge-v2 is the bundled model's.")] = None,
+    arch: Annotated[
+        Optional[Arch], typer.Option(help="Network: 'edge' (default), 'edge-wide', or 'seed' (the seed's network and recipe).")
+    ] = None,
     epochs: Annotated[Optional[int], typer.Option(min=0, help="Epochs (default: the architecture's recipe).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Faces per step.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(min=0.0, help="Peak learning rate.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(min=0.0, help="AdamW decoupled weight decay.")] = None,
     label_smoothing: Annotated[Optional[float], typer.Option(min=0.0, max=0.5)] = None,
     augment: Annotated[
         Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, rotate, zoom, brightness, contrast.")
     ] = None,
+    erasing: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Random-erasing probability per face (0: off).")] = None,
+    teacher: Annotated[
+        Optional[list[Path]],
+        typer.Option(exists=True, dir_okay=False, help="A trained .keras model to distil from (repeat for an ensemble)."),
+    ] = None,
+    distill_weight: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Share of the loss for matching the teachers.")] = None,
+    distill_temperature: Annotated[Optional[float], typer.Option(min=0.1, help="Distillation temperature.")] = None,
     class_weight: Annotated[Optional[ClassWeight], typer.Option(help="'balanced' weights the loss by inverse class frequency.")] = None,
     patience: Annotated[Optional[int], typer.Option(min=0, help="Early stopping patience in epochs (0: off).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed repeats a run on the same machine.")] = 42,
@@ -51,7 +71,7 @@ def main(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for decoded data (default ~/.cache/edge-emotion).")] = None,
 ) -> None:
     """Train, checkpointing every epoch; the best epoch is kept as RUN_DIR/model.keras."""
-    from trainer.config import TrainConfig, make_config
+    from trainer.config import ConfigError, TrainConfig, make_config
     from trainer.train import TrainingError, train
 
     try:
@@ -66,12 +86,18 @@ def main(
             config = make_config(
                 str(data),
                 str(out),
-                arch.value,
+                arch.value if arch else None,
+                preset.value if preset else None,
                 epochs=epochs,
                 batch_size=batch_size,
                 learning_rate=learning_rate,
+                weight_decay=weight_decay,
                 label_smoothing=label_smoothing,
                 augment=augment,
+                erasing=erasing,
+                teachers=tuple(str(path) for path in teacher) if teacher else None,
+                distill_weight=distill_weight,
+                distill_temperature=distill_temperature,
                 class_weight=class_weight.value if class_weight else None,
                 patience=patience,
                 seed=seed,
@@ -81,6 +107,9 @@ def main(
             if config.epochs == 0 and not config.weights:
                 raise typer.BadParameter("--epochs 0 needs --weights (to package existing weights)", param_hint="--epochs")
         metrics = train(config, resume=resume is not None)
+    except ConfigError as error:
+        typer.echo(f"edge-train: error: {error}", err=True)
+        raise typer.Exit(2) from None
     except (DataError, TrainingError) as error:
         typer.echo(f"edge-train: error: {error}", err=True)
         raise typer.Exit(1) from None

@@ -27,6 +27,10 @@ class TrainConfig:
         warmup_epochs: linear warm-up before the cosine decay (adamw only).
         label_smoothing: cross-entropy label smoothing.
         augment: flips, shifts, rotations, zoom, brightness and contrast.
+        erasing: probability of random erasing per face (with augment; 0: off).
+        teachers: trained models (.keras) whose averaged predictions the network also learns from.
+        distill_weight: share of the loss given to matching the teachers (with teachers).
+        distill_temperature: softening temperature for distillation.
         class_weight: "none" or "balanced" (inverse class frequency).
         patience: stop after this many epochs without a better validation accuracy (0: never).
         seed: random seed; the same seed repeats a run on the same machine.
@@ -46,6 +50,10 @@ class TrainConfig:
     warmup_epochs: int = 1
     label_smoothing: float = 0.1
     augment: bool = True
+    erasing: float = 0.0
+    teachers: tuple[str, ...] = ()
+    distill_weight: float = 0.7
+    distill_temperature: float = 2.0
     class_weight: str = "none"
     patience: int = 10
     seed: int = 42
@@ -68,6 +76,7 @@ class TrainConfig:
 # What each architecture trains with unless the command line says otherwise.
 RECIPES: dict[str, dict] = {
     "edge": {},
+    "edge-wide": {},
     # The seed: Adam(lr=1e-4, decay=1e-6), batch 64, 60 epochs, no augmentation, plain loss.
     "seed": dict(
         epochs=60,
@@ -83,7 +92,48 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def make_config(data: str, out: str, arch: str, **overrides) -> TrainConfig:
-    """The architecture's recipe, with every override that is not None applied."""
-    base = replace(TrainConfig(data=data, out=out, arch=arch), **RECIPES[arch])
+# Named, complete recipes: `edge-train --preset NAME` repeats a published run (MODEL_CARD.md).
+# Command-line options still override single values.
+PRESETS: dict[str, dict] = {
+    # The seed project's network and recipe.
+    "seed": dict(arch="seed"),
+    # The first bundled model (66.6% PublicTest): 40 epochs on 2 CPU cores.
+    "edge-v1": dict(arch="edge", epochs=40),
+    # The teachers of edge-v2: longer runs with random erasing.
+    "teacher": dict(arch="edge", epochs=100, batch_size=128, erasing=0.5, patience=0),
+    "teacher-wide": dict(arch="edge-wide", epochs=100, batch_size=128, erasing=0.5, patience=0),
+    # The bundled model: edge-wide distilled from the teachers' averaged predictions.
+    "edge-v2": dict(arch="edge-wide", epochs=120, batch_size=128, erasing=0.25, patience=0, distill_weight=0.7, distill_temperature=2.0),
+}
+
+# Presets that only make sense with teachers given by --teacher.
+DISTILLED_PRESETS = frozenset({"edge-v2"})
+
+
+class ConfigError(ValueError):
+    """Options that contradict each other; the message names them."""
+
+
+def make_config(data: str, out: str, arch: str | None = None, preset: str | None = None, **overrides) -> TrainConfig:
+    """The preset (or the architecture's recipe), with every override that is not None applied.
+
+    Raises:
+        ConfigError: an unknown preset, an --arch that contradicts the preset, or a
+            distillation preset without teachers.
+    """
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"--preset {preset}: unknown; expected one of {', '.join(PRESETS)}")
+        recipe = dict(PRESETS[preset])
+        preset_arch = recipe.pop("arch")
+        if arch is not None and arch != preset_arch:
+            raise ConfigError(f"--arch {arch} contradicts --preset {preset}, which trains {preset_arch}")
+        arch = preset_arch
+        recipe = {**RECIPES[arch], **recipe}
+        if preset in DISTILLED_PRESETS and not overrides.get("teachers"):
+            raise ConfigError(f"--preset {preset} distils: name its teachers with --teacher (see MODEL_CARD.md)")
+    else:
+        arch = arch or "edge"
+        recipe = RECIPES[arch]
+    base = replace(TrainConfig(data=data, out=out, arch=arch), **recipe)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})

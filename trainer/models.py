@@ -80,6 +80,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
         Architecture("edge", build_edge_vgg, InputSpec(scale=1.0), "VGG-style, batch norm, global pooling (default)"),
+        Architecture(
+            "edge-wide",
+            lambda: build_edge_vgg(widths=(32, 64, 160, 320)),
+            InputSpec(scale=1.0),
+            "the edge network with wider last blocks (about 1.8M parameters, 150M multiply-adds)",
+        ),
         Architecture("seed", build_seed, InputSpec(scale=1.0 / 255.0), "the seed project's network, exactly"),
     )
 }

@@ -80,45 +80,50 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     state = _start_state(paths, config, resume)
     data = load_training_data(config)
 
-    import keras  # TensorFlow is imported here, after the cheap checks have passed.
-    import tensorflow as tf
+    import keras  # The deep-learning framework is imported here, after the cheap checks have passed.
 
     from trainer.models import ARCHITECTURES
 
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     arch = ARCHITECTURES[config.arch]
     spec = arch.input_spec
     x_train = gray48_to_input(data.split("train").images, spec)
-    y_train = data.split("train").labels
+    y_train = keras.utils.to_categorical(data.split("train").labels, NUM_CLASSES)
     x_val = gray48_to_input(data.split("val").images, spec)
     y_val = data.split("val").labels
     steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
 
     model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
-    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(
-        f"edge-train: {config.arch} ({model.count_params():,} parameters) on {device}; "
+        f"edge-train: {config.arch} ({_core(model).count_params():,} parameters) on {_device(keras)}; "
         f"train {len(y_train):,}, val {len(y_val):,} faces; epochs {state['epochs_done'] + 1}-{config.epochs}",
         flush=True,
     )
 
     if config.epochs > state["epochs_done"]:
-        train_ds = _train_dataset(tf, x_train, y_train, config, spec)
-        val_ds = tf.data.Dataset.from_tensor_slices((x_val, keras.utils.to_categorical(y_val, NUM_CLASSES))).batch(256)
         callback = _EpochCheckpoint(keras, paths, config, state, arch.name, spec)
+        # Plain arrays, no tf.data: the same loop runs on the TensorFlow, JAX and PyTorch
+        # backends, so a GPU box without TensorFlow can train (KERAS_BACKEND=jax).
         model.fit(
-            train_ds,
-            validation_data=val_ds,
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            shuffle=True,
+            validation_data=(x_val, keras.utils.to_categorical(y_val, NUM_CLASSES)),
+            validation_batch_size=256,
             epochs=config.epochs,
             initial_epoch=state["epochs_done"],
-            class_weight=_class_weights(y_train) if config.class_weight == "balanced" else None,
+            class_weight=_class_weights(data.split("train").labels) if config.class_weight == "balanced" else None,
             callbacks=[callback],
             verbose=1 if sys.stdout.isatty() else 2,
         )
     elif not paths.best.exists():
         # No epoch to run (for example the seed's model.h5 with --epochs 0): package as is.
-        save_model(model, paths.best, arch.name, spec)
+        save_model(_core(model), paths.best, arch.name, spec)
     return _finish(paths, config, state, data, x_val, y_val, spec)
 
 
@@ -138,25 +143,80 @@ def _start_state(paths: RunPaths, config: TrainConfig, resume: bool) -> dict:
 
 
 def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: int, from_checkpoint: bool):
+    """The model that `fit` trains: the network, behind the augmentation layers when
+    augmenting (they act only in training, and only the network is saved as model.keras)."""
     import keras
 
     if from_checkpoint:
+        from trainer.augment import allow_xla
+
         # The .keras checkpoint holds the optimizer too: its step count keeps the schedule in place.
-        return keras.models.load_model(paths.last)
-    model = arch.build()
+        model = keras.models.load_model(paths.last)
+        allow_xla(model)
+        return model
+    network = arch.build()
     if config.weights:
         try:
-            model.load_weights(config.weights)
+            network.load_weights(config.weights)
         except Exception as error:  # Keras raises many types for a wrong file; all mean the same.
             raise TrainingError(
                 f"{config.weights}: cannot load weights into the {arch.name} network ({str(error).splitlines()[0][:160]})"
             ) from None
-    model.compile(
-        optimizer=_optimizer(keras, config, steps_per_epoch),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
+    model = network
+    if config.augment or config.teachers:
+        from trainer.augment import allow_xla, build_augmenter
+
+        spec = arch.input_spec
+        inputs = keras.Input(network.input_shape[1:], name="face")
+        faces = inputs
+        if config.augment:
+            augmenter = build_augmenter(config.seed, value_range=(spec.offset, 255.0 * spec.scale + spec.offset), erasing=config.erasing)
+            faces = augmenter(inputs)
+        outputs = network(faces)
+        if config.teachers:
+            from trainer.distill import build_teacher_ensemble
+
+            try:
+                teachers = build_teacher_ensemble(list(config.teachers), network.input_shape[1:])
+            except ValueError as error:
+                raise TrainingError(str(error)) from None
+            # The teachers see the same augmented faces as the student.
+            outputs = keras.layers.Concatenate(name="student_and_teachers")([outputs, teachers(faces)])
+        model = keras.Model(inputs, outputs, name="training")
+        allow_xla(model)
+    if config.teachers:
+        from trainer.distill import DistillationLoss, student_accuracy
+
+        loss = DistillationLoss(config.distill_weight, config.distill_temperature, config.label_smoothing)
+        metrics = [student_accuracy]
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        metrics = ["accuracy"]
+    model.compile(optimizer=_optimizer(keras, config, steps_per_epoch), loss=loss, metrics=metrics)
     return model
+
+
+def _core(model):
+    """The network inside the training model (itself when there is no augmentation wrapper)."""
+    if model.name != "training":
+        return model
+    return next(layer for layer in model.layers if hasattr(layer, "layers") and layer.name not in ("augment", "teachers"))
+
+
+def _device(keras) -> str:
+    """Where the backend will run, for the start-up line."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return f"jax/{jax.devices()[0].platform.upper()}"
+    if backend == "torch":
+        import torch
+
+        return "torch/GPU" if torch.cuda.is_available() else "torch/CPU"
+    import tensorflow as tf
+
+    return "tensorflow/GPU" if tf.config.list_physical_devices("GPU") else "tensorflow/CPU"
 
 
 def _optimizer(keras, config: TrainConfig, steps_per_epoch: int):
@@ -174,20 +234,6 @@ def _optimizer(keras, config: TrainConfig, steps_per_epoch: int):
         warmup_steps=warmup_steps,
     )
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-
-
-def _train_dataset(tf, x_train: np.ndarray, y_train: np.ndarray, config: TrainConfig, spec):
-    import keras
-
-    from trainer.augment import build_augmenter
-
-    one_hot = keras.utils.to_categorical(y_train, NUM_CLASSES)
-    dataset = tf.data.Dataset.from_tensor_slices((x_train, one_hot))
-    dataset = dataset.shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
-    if config.augment:
-        augmenter = build_augmenter(config.seed, value_range=(spec.offset, 255.0 * spec.scale + spec.offset))
-        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def _class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -227,7 +273,7 @@ def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, a
             if logs.get("val_accuracy", -1.0) > state["best_val_accuracy"]:
                 state["best_val_accuracy"] = float(logs["val_accuracy"])
                 state["best_epoch"] = epoch + 1
-                save_model(self.model, paths.best, arch, spec)
+                save_model(_core(self.model), paths.best, arch, spec)
             paths.last.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(paths.last) as tmp:
                 self.model.save(tmp)

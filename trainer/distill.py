@@ -1,0 +1,91 @@
+"""Knowledge distillation: the edge network learns from the averaged predictions of larger or
+several trained networks (the teachers) as well as from the labels.
+
+FER-2013's labels are noisy (human agreement is about 65%), and a teacher's soft targets
+say how much a face looks like each emotion, which a small network learns from better than
+from one hard label. The training model outputs the student's probabilities and the
+teachers' side by side; `DistillationLoss` and `student_accuracy` split them again. Only
+the student is saved as model.keras.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from edge_runtime.labels import NUM_CLASSES
+
+
+@keras.saving.register_keras_serializable(package="edge_emotion")
+class HorizontalFlip(layers.Layer):
+    """Mirrors faces left to right (the teachers see both views and average them)."""
+
+    def call(self, inputs):
+        return ops.flip(inputs, axis=2)
+
+
+@keras.saving.register_keras_serializable(package="edge_emotion")
+class DistillationLoss(keras.losses.Loss):
+    """(1 - weight) * cross-entropy with the labels + weight * T^2 * KL(teacher_T || student_T).
+
+    y_pred holds the student's probabilities in its first NUM_CLASSES columns and the
+    teachers' in the rest; probabilities are turned into temperature-T distributions through
+    their logarithms, which equal the logits up to a constant.
+    """
+
+    def __init__(self, weight: float = 0.7, temperature: float = 2.0, label_smoothing: float = 0.0, name="distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.weight = weight
+        self.temperature = temperature
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        student, teacher = y_pred[:, :NUM_CLASSES], y_pred[:, NUM_CLASSES:]
+        hard = keras.losses.categorical_crossentropy(y_true, student, label_smoothing=self.label_smoothing)
+        eps = 1e-7
+        t = self.temperature
+        soft_teacher = ops.softmax(ops.log(teacher + eps) / t, axis=-1)
+        log_soft_student = ops.log_softmax(ops.log(student + eps) / t, axis=-1)
+        kl = ops.sum(soft_teacher * (ops.log(soft_teacher + eps) - log_soft_student), axis=-1)
+        return (1.0 - self.weight) * hard + self.weight * (t * t) * kl
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight, "temperature": self.temperature, "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="edge_emotion")
+def student_accuracy(y_true, y_pred):
+    """Top-1 accuracy of the student's columns (logged as accuracy / val_accuracy)."""
+    return keras.metrics.categorical_accuracy(y_true, y_pred[:, :NUM_CLASSES])
+
+
+student_accuracy.__name__ = "accuracy"
+
+
+def build_teacher_ensemble(paths: list[str], input_shape: tuple[int, ...]) -> keras.Model:
+    """One frozen model that averages every teacher's probabilities over a face and its mirror.
+
+    Raises:
+        ValueError: a teacher that cannot be loaded or does not output NUM_CLASSES probabilities.
+    """
+    inputs = keras.Input(input_shape, name="face")
+    mirrored = HorizontalFlip(name="mirror")(inputs)
+    views = []
+    for index, path in enumerate(paths):
+        try:
+            loaded = keras.models.load_model(path, compile=False)
+        except Exception as error:  # Keras raises many types for a bad file; all mean the same.
+            raise ValueError(f"{path}: cannot load the teacher model ({str(error).splitlines()[0][:160]})") from None
+        if tuple(loaded.output_shape[1:]) != (NUM_CLASSES,) or tuple(loaded.input_shape[1:]) != tuple(input_shape):
+            raise ValueError(
+                f"{path}: the teacher maps {loaded.input_shape[1:]} to {loaded.output_shape[1:]}; "
+                f"expected {tuple(input_shape)} faces to {NUM_CLASSES} probabilities"
+            )
+        # A fresh wrapper gives each teacher a unique name inside the training model.
+        teacher = keras.Model(loaded.input, loaded.output, name=f"teacher_{index}")
+        teacher.trainable = False
+        views += [teacher(inputs, training=False), teacher(mirrored, training=False)]
+    averaged = views[0] if len(views) == 1 else layers.Average(name="teacher_mean")(views)
+    ensemble = keras.Model(inputs, averaged, name="teachers")
+    ensemble.trainable = False
+    return ensemble
