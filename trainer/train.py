@@ -106,15 +106,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
     if config.epochs > state["epochs_done"]:
         callback = _EpochCheckpoint(keras, paths, config, state, arch.name, spec)
-        # Plain arrays, no tf.data: the same loop runs on the TensorFlow, JAX and PyTorch
-        # backends, so a GPU box without TensorFlow can train (KERAS_BACKEND=jax).
+        y_val_one_hot = keras.utils.to_categorical(y_val, NUM_CLASSES)
         model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
-            shuffle=True,
-            validation_data=(x_val, keras.utils.to_categorical(y_val, NUM_CLASSES)),
-            validation_batch_size=256,
+            **_fit_inputs(keras, x_train, y_train, x_val, y_val_one_hot, config.batch_size, config.seed),
             epochs=config.epochs,
             initial_epoch=state["epochs_done"],
             class_weight=_class_weights(data.split("train").labels) if config.class_weight == "balanced" else None,
@@ -236,6 +230,25 @@ def _optimizer(keras, config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
 
 
+def _fit_inputs(keras, x_train, y_train, x_val, y_val, batch_size: int, seed: int) -> dict:
+    """The data arguments of `fit`: tf.data pipelines on TensorFlow, plain arrays elsewhere.
+
+    Augmentation is part of the training model, so the input side only shuffles and batches,
+    and the same loop runs on the TensorFlow, JAX and PyTorch backends (a GPU box without
+    TensorFlow can train with KERAS_BACKEND=jax). On TensorFlow the pipelines are built here
+    because Keras's own array adapter asks TF 2.21 for a dataset option it does not know and
+    logs an error line every epoch.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return dict(x=x_train, y=y_train, batch_size=batch_size, shuffle=True, validation_data=(x_val, y_val), validation_batch_size=256)
+    import tensorflow as tf
+
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    train = train.shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(256)
+    return dict(x=train.prefetch(tf.data.AUTOTUNE), validation_data=val.prefetch(tf.data.AUTOTUNE))
+
+
 def _class_weights(labels: np.ndarray) -> dict[int, float]:
     counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
     weights = len(labels) / (NUM_CLASSES * np.maximum(counts, 1))
@@ -294,13 +307,19 @@ def _write_history(path: Path, history: list[dict]) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
+def _predict(model, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Probabilities for every face, batch by batch (no dataset adapter: see _fit_inputs)."""
+    batches = [np.asarray(model.predict_on_batch(faces[i : i + batch_size])) for i in range(0, len(faces), batch_size)]
+    return np.concatenate(batches) if batches else np.zeros((0, NUM_CLASSES), np.float32)
+
+
 def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_val, y_val, spec) -> dict:
     import keras
 
     from trainer.report import plot_confusion_matrix, plot_curves
 
     best = keras.models.load_model(paths.best)
-    val_report = classification_report(y_val, best.predict(x_val, batch_size=256, verbose=0))
+    val_report = classification_report(y_val, _predict(best, x_val))
     metrics = {
         "val_accuracy": val_report["accuracy"],
         "macro_f1": val_report["macro_f1"],
@@ -316,7 +335,7 @@ def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_
     }
     if len(data.split("test")):
         x_test = gray48_to_input(data.split("test").images, spec)
-        metrics["test"] = classification_report(data.split("test").labels, best.predict(x_test, batch_size=256, verbose=0))
+        metrics["test"] = classification_report(data.split("test").labels, _predict(best, x_test))
     _write_history(paths.root / "history.csv", state["history"])
     write_json_atomic(paths.root / "metrics.json", metrics)
     if state["history"]:
