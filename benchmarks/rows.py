@@ -50,7 +50,7 @@ class RuntimeCheck:
 # The packages each backend can run on, in the order the backend tries them.
 RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime",),
-    "tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
+    "tflite": ("ai_edge_litert", "tflite_runtime"),
     "keras": ("tensorflow",),
 }
 

@@ -131,7 +131,9 @@ def test_check_runtime_names_the_install_command():
     missing = check_runtime("onnx", available=lambda module: False)
     assert not missing.available
     assert missing.reason == 'runtime not installed (onnxruntime): pip install "edge-emotion[onnx]"'
-    assert check_runtime("tflite", available=lambda module: module == "tensorflow").available
+    assert check_runtime("tflite", available=lambda module: module == "tflite_runtime").available
+    # TensorFlow alone does not make the TFLite backend available: only the Keras backend uses it.
+    assert not check_runtime("tflite", available=lambda module: module == "tensorflow").available
 
 
 def test_guess_format_from_sidecar_or_file_tag(tmp_path):

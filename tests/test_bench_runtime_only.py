@@ -30,10 +30,25 @@ def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
 
 
+def import_modules(names: list[str], prelude: str = "") -> subprocess.CompletedProcess:
+    """Imports every module in a fresh interpreter; prints whether TensorFlow got imported."""
+    loop = f"import importlib, sys\nfor name in {names!r}:\n    importlib.import_module(name)\n"
+    return run_python(prelude + loop + "print('tensorflow' in sys.modules)")
+
+
 def test_no_benchmark_module_imports_tensorflow():
     names = [f"benchmarks.{m.name}" for m in pkgutil.iter_modules(benchmarks.__path__)]
-    code = f"import importlib, sys\nfor name in {names!r}:\n    importlib.import_module(name)\nprint('tensorflow' in sys.modules)"
-    done = run_python(code)
+    done = import_modules(names)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_every_runtime_module_imports_without_tensorflow():
+    import edge_runtime
+
+    names = [m.name for m in pkgutil.walk_packages(edge_runtime.__path__, "edge_runtime.")]
+    assert "edge_runtime.backends.keras_backend" in names and "edge_runtime.backends.tflite_backend" in names
+    done = import_modules(names, prelude=BLOCK_TENSORFLOW)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
 

@@ -1,4 +1,5 @@
-"""TFLite backend: LiteRT (`ai_edge_litert`), else `tflite_runtime`, else `tf.lite`.
+"""TFLite backend: LiteRT (`ai_edge_litert`), else `tflite_runtime`. Never TensorFlow: only the
+Keras backend imports it, so the runtime installs and imports without it.
 
 Full-integer models take int8 (or uint8) input: the float batch is quantised with the input
 tensor's own scale and zero point, and the output dequantised with the output's, so callers
@@ -29,12 +30,6 @@ def _interpreter_class():
         from tflite_runtime.interpreter import Interpreter
 
         return Interpreter, "tflite_runtime"
-    except ImportError:
-        pass
-    try:
-        import tensorflow as tf
-
-        return tf.lite.Interpreter, "tensorflow"
     except ImportError:
         raise BackendError('The TFLite backend needs LiteRT: pip install "edge-emotion[tflite]"') from None
 
