@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,3 +134,16 @@ def default_model_set(keras_path: Path | None, data: Path | None, cache_root: Pa
     if not keras_path.is_file():
         return _bundled_set(f"{keras_path}: no such Keras model")
     return build_variants(keras_path, data, cache_root, log=log)
+
+
+def choose_models(
+    models: tuple, variants_of: Path | None, data: Path | None, model_set: Callable[..., ModelSet], log: Callable[[str], None]
+) -> ModelSet:
+    """The files a suite measures: those named on the command line, else `model_set`'s
+    variants of `variants_of` (the bundled Keras model by default), whose note is logged."""
+    if models:
+        return ModelSet([Path(p) for p in models])
+    chosen = model_set(variants_of, data, log=log)
+    if chosen.note:
+        log(chosen.note)
+    return chosen

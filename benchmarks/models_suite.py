@@ -12,7 +12,7 @@ from benchmarks.compute import count_macs, floor_ms, reference_model
 from benchmarks.environment import environment, usable_cores
 from benchmarks.inputs import DEFAULT_POOL_SIZE, load_eval_split, pool_from_split, random_faces, write_inputs
 from benchmarks.model_bench import plan_models
-from benchmarks.model_set import ModelSet, default_model_set
+from benchmarks.model_set import ModelSet, choose_models, default_model_set
 from benchmarks.rows import OK, check_runtime, error_text
 from benchmarks.stats import LoopSettings
 from benchmarks.worker import Runner
@@ -75,12 +75,7 @@ def run_models(
     Raises:
         DataError: `data` is given and unusable.
     """
-    if config.models:
-        chosen = ModelSet([Path(p) for p in config.models])
-    else:
-        chosen = model_set(config.variants_of, config.data, log=log)
-        if chosen.note:
-            log(chosen.note)
+    chosen = choose_models(config.models, config.variants_of, config.data, model_set, log)
     evaluation = load_eval_split(config.data, "val") if config.data else None
     pool = pool_from_split(evaluation, config.pool_size) if evaluation is not None else random_faces(config.pool_size)
     rows = list(chosen.rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.environment import environment, usable_cores
 from benchmarks.model_bench import guess_format
-from benchmarks.model_set import ModelSet, bundled_keras, default_model_set
+from benchmarks.model_set import ModelSet, bundled_keras, choose_models, default_model_set
 from benchmarks.pipeline_bench import SEED_STYLE, PipelineJob
 from benchmarks.rows import OK, check_runtime, skipped_row, tensorflow_check
 from benchmarks.worker import Runner
@@ -122,14 +122,10 @@ def run_pipeline(
     tf_check=tensorflow_check,
 ) -> dict:
     """Runs every configuration; returns the report (environment, settings, rows with speed-ups)."""
-    if config.models:
-        chosen = ModelSet([Path(p) for p in config.models])
-    else:
-        chosen = model_set(config.variants_of, config.data, log=log)
-        if chosen.note:
-            log(chosen.note)
+    chosen = choose_models(config.models, config.variants_of, config.data, model_set, log)
     keras_files = [p for p in chosen.paths if p.suffix.lower() in (".keras", ".h5")]
-    seed_keras = keras_files[0] if keras_files else (config.variants_of or (bundled_keras() if bundled_keras().is_file() else None))
+    bundled = bundled_keras()
+    seed_keras = keras_files[0] if keras_files else (config.variants_of or (bundled if bundled.is_file() else None))
     jobs, decided = plan_pipeline(config, chosen.paths, seed_keras, runtime_check, tf_check)
     rows = [r for r in decided if r["name"] == SEED_STYLE]
     for job in jobs:
