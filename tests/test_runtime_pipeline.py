@@ -169,6 +169,14 @@ def test_crop_margin_comes_from_metadata_and_can_be_overridden(models, monkeypat
     assert margins[-1] == 0.25 and len(faces) == 1  # the box at the frame's edge is clamped, not dropped
 
 
+def test_a_box_with_nothing_to_crop_is_skipped(models):
+    frame = np.full((120, 160, 3), 128, np.uint8)
+    boxes = [(400, 300, 40, 40), (20, 20, 40, 40)]  # the first lies wholly outside the frame
+    with EmotionDetector(models["keras"], detector=CountingDetector(boxes)) as detector:
+        faces = detector.detect(frame)
+    assert [face.box for face in faces] == [(20, 20, 40, 40)]
+
+
 @pytest.mark.parametrize(
     "frame",
     [
