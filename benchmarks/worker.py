@@ -50,7 +50,7 @@ def in_process(job) -> dict:
 
 @dataclass(frozen=True)
 class SubprocessRunner:
-    """Runs each job in `python -m benchmarks.worker`, with the job's thread count in the
+    """Runs each job in `python -P -m benchmarks.worker`, with the job's thread count in the
     environment so BLAS/OpenMP pools inside the runtimes match it.
 
     Attributes:
@@ -66,10 +66,11 @@ class SubprocessRunner:
         threads = str(data.get("threads") or 1)
         env.update({name: threads for name in THREAD_VARIABLES})
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["PYTHONSAFEPATH"] = "1"  # and for any Python the child starts in turn (3.11+)
         name = getattr(job, "name", data.get("kind", "job"))
         try:
             done = subprocess.run(
-                [self.python, "-m", "benchmarks.worker"],
+                worker_command(self.python),
                 input=json.dumps(data),
                 capture_output=True,
                 text=True,
@@ -79,6 +80,19 @@ class SubprocessRunner:
         except subprocess.TimeoutExpired:
             return failed_row(name, f"timed out after {self.timeout:.0f} s", **_where(data))
         return parse_child_output(name, done.returncode, done.stdout, done.stderr, _where(data))
+
+
+def worker_command(python: str = sys.executable) -> list[str]:
+    """The command line of a benchmark child process, isolated from the current folder.
+
+    `python -m` puts the current folder first on `sys.path`, so a `benchmarks/` folder or a
+    `json.py` in the folder edge-bench is run from would be imported instead of the installed
+    code. `-P` (Python 3.11+) drops that entry and keeps PYTHONPATH and the user's
+    site-packages, where the parent found the project; Python 3.10 has only `-I`, which drops
+    them too.
+    """
+    safe_path = "-P" if sys.version_info >= (3, 11) else "-I"
+    return [python, safe_path, "-m", "benchmarks.worker"]
 
 
 def _where(data: dict) -> dict:
