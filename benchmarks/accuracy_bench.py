@@ -18,7 +18,7 @@ from benchmarks.rows import ok_row
 from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.default_model import resolve_model
 from edge_runtime.labels import LABELS
-from edge_runtime.metrics import classification_report
+from trainer.metrics import classification_report
 
 CHUNK = 256
 

@@ -22,9 +22,9 @@ from benchmarks.scene import SceneSettings  # noqa: E402
 from benchmarks.stats import LoopSettings  # noqa: E402
 from edge_runtime.backends import BackendError  # noqa: E402
 from edge_runtime.detector import DetectorError  # noqa: E402
-from edge_runtime.fer2013 import DataError  # noqa: E402
 from edge_runtime.metadata import MetadataError  # noqa: E402
 from edge_runtime.sources import SourceError  # noqa: E402
+from trainer.fer2013 import DataError  # noqa: E402
 
 app = typer.Typer(
     no_args_is_help=True,

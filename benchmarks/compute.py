@@ -65,9 +65,9 @@ def count_macs_onnx(path: str | Path) -> int:
 
 def count_macs_tflite(path: str | Path) -> int:
     """MACs per face of a TFLite model (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED)."""
-    from edge_runtime.backends.tflite_backend import _interpreter_class
+    from edge_runtime.backends.tflite_backend import tflite_interpreter_class
 
-    interpreter_class, _ = _interpreter_class()
+    interpreter_class, _ = tflite_interpreter_class()
     interpreter = interpreter_class(model_path=str(path))
     interpreter.allocate_tensors()
     shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic import atomic_path
-from edge_runtime.fer2013 import Split, load_fer2013
 from edge_runtime.preprocess import FACE_SIZE
+from trainer.fer2013 import Split, load_fer2013
 
 DEFAULT_POOL_SIZE = 256
 
@@ -38,7 +38,7 @@ def load_eval_split(data: str | Path, split: str) -> Split:
     Raises:
         DataError: bad data, or an empty split.
     """
-    from edge_runtime.fer2013 import DataError
+    from trainer.fer2013 import DataError
 
     fer = load_fer2013(data)
     chosen = fer.evaluation_split(split)

@@ -21,9 +21,9 @@ from benchmarks.model_bench import guess_format
 from benchmarks.rows import failed_row, module_available, skipped_row
 from edge_runtime.atomic import write_json_atomic
 from edge_runtime.default_model import BUNDLED_MODELS, MODELS_DIR
-from edge_runtime.fer2013 import default_cache_dir
 from edge_runtime.formats import FORMATS, get_format
 from edge_runtime.metadata import file_sha256
+from trainer.fer2013 import default_cache_dir
 
 MANIFEST = "manifest.json"
 STEM = "emotion"

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmarks.scenes import background, match_boxes, paste_face
 from edge_runtime.detector import iou
-from edge_runtime.fer2013 import Split
-from edge_runtime.scenes import background, match_boxes, paste_face
+from trainer.fer2013 import Split
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 FACE_SIDES = (144, 192)

@@ -63,7 +63,13 @@ class SeedLoop:
         from edge_runtime.backends import load_backend
 
         backend = load_backend(model_path, "keras", threads=threads)
-        return cls(backend.predict_seed_style, backend.labels, backend.metadata.input, close=backend.close)
+
+        def predict_seed_style(batch: np.ndarray) -> np.ndarray:
+            # `model.predict` on every batch, as the seed's display loop called it: the cost the
+            # seed paid per frame, which `model(x)` in the Keras backend does not pay.
+            return backend.model.predict(batch, verbose=0)
+
+        return cls(predict_seed_style, backend.labels, backend.metadata.input, close=backend.close)
 
     def process(self, frame: np.ndarray):
         """Detects and classifies the faces of one frame the seed's way.

@@ -27,7 +27,7 @@ from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
 from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.formats import ModelFormat
-from edge_runtime.metrics import classification_report
+from trainer.metrics import classification_report
 
 PREDICT_BATCH = 256
 

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from benchmarks.cli import app
 from edge_runtime.default_model import BUNDLED_MODELS, MODELS_DIR
-from edge_runtime.fer2013 import load_fer2013
-from edge_runtime.metrics import classification_report
 from tests.synthetic import synthetic_face
+from trainer.fer2013 import load_fer2013
+from trainer.metrics import classification_report
 
 runner = CliRunner()
 

@@ -18,8 +18,8 @@ from benchmarks.models_suite import ModelsConfig, run_models
 from benchmarks.rows import FAILED, OK, SKIPPED, RuntimeCheck, check_runtime
 from benchmarks.stats import LoopSettings
 from benchmarks.worker import RESULT_MARKER, parse_child_output, run_job
-from edge_runtime.fer2013 import Split
 from tests.test_bench_fakes import FakeBackend, FakeClock
+from trainer.fer2013 import Split
 
 LOOP = LoopSettings(warmup=3, min_runs=20, min_time=0.05)
 

@@ -9,10 +9,10 @@ import pytest
 
 from benchmarks.scene import SceneSettings, build_scene, crop_accuracy, score_scene
 from edge_runtime.detector import iou
-from edge_runtime.fer2013 import Split
 from edge_runtime.labels import LABELS
 from tests.synthetic import synthetic_split
 from tests.test_bench_fakes import FakeClock
+from trainer.fer2013 import Split
 
 
 @dataclass

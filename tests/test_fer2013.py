@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime import fer2013
-from edge_runtime.fer2013 import DataError, load_fer2013
 from edge_runtime.labels import LABELS
 from tests.synthetic import synthetic_face, write_folder
+from trainer import fer2013
+from trainer.fer2013 import DataError, load_fer2013
 
 
 def _load(path: Path, tmp_path: Path):

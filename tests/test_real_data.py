@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge_runtime.fer2013 import load_fer2013
 from tests.conftest import SHARED_FER
+from trainer.fer2013 import load_fer2013
 
 pytestmark = [
     pytest.mark.slow,

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.scenes import background, demo_faces, match_boxes
 from edge_runtime.api import Face
 from edge_runtime.detector import DetectorError, HaarDetector, iou
 from edge_runtime.draw import draw_faces
-from edge_runtime.scenes import background, demo_faces, match_boxes
 from edge_runtime.tracker import IoUTracker
 
 

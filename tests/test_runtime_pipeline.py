@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.scenes import background, demo_faces
 from edge_runtime.api import EmotionDetector, Face
 from edge_runtime.backends import BackendError
 from edge_runtime.cli import app
@@ -26,7 +27,6 @@ from edge_runtime.default_model import installed_backends
 from edge_runtime.display import display_problem
 from edge_runtime.labels import LABELS
 from edge_runtime.runner import RunConfig, run
-from edge_runtime.scenes import background, demo_faces
 from edge_runtime.sources import FrameSource
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ The JSON lists the true box and label of every face in every frame (for tests an
 
 Usage (from the repository root; the defaults rebuild the bundled clip):
 
-    python edge_runtime/assets/make_demo.py --faces ../shared/fer2013/train
+    python tools/make_demo.py --faces ../shared/fer2013/train
 
 With `--faces ../shared/fer2013/test --random-scenes 40 --out /tmp/public_test.mp4` it builds
 an evaluation clip instead: 40 one-second scenes of three PublicTest faces drawn at random
@@ -27,12 +27,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.scenes import FRAME_SIZE, background, match_boxes, paste_face, read_face
 from edge_runtime.atomic import atomic_path, write_json_atomic
 from edge_runtime.detector import HaarDetector
 from edge_runtime.labels import LABELS
-from edge_runtime.scenes import FRAME_SIZE, background, match_boxes, paste_face, read_face
+from edge_runtime.sources import demo_clip_path
 
-HERE = Path(__file__).resolve().parent
 FPS = 15
 SCENE_FRAMES = 30  # two seconds per scene
 # Empty frames between scenes: longer than the tracker keeps an unmatched track, so the faces
@@ -139,7 +139,7 @@ def build(scenes: list[list[tuple]], out: Path, seed: int, scene_frames: int, fa
         "fps": FPS,
         "size": [width, height],
         "frames": frames_truth,
-        "made_by": "edge_runtime/assets/make_demo.py",
+        "made_by": "tools/make_demo.py",
         "faces_from": faces_from,
         "seed": seed,
     }
@@ -171,7 +171,7 @@ def check(out: Path, truth: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=Path, required=True, help="FER-2013 split folder with one sub-folder per label")
-    parser.add_argument("--out", type=Path, default=HERE / "demo.mp4", help="the clip; its ground truth goes next to it (.json)")
+    parser.add_argument("--out", type=Path, default=demo_clip_path(), help="the clip; its ground truth goes next to it (.json)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--random-scenes", type=int, default=0, metavar="N",

@@ -11,7 +11,7 @@ detected box with the true face box:
 
 Usage (from the repository root):
 
-    python edge_runtime/assets/measure_crop_margin.py --faces ../shared/fer2013/train --count 400
+    python tools/measure_crop_margin.py --faces ../shared/fer2013/train --count 400
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.scenes import FRAME_SIZE, background, match_boxes, paste_face, read_face
 from edge_runtime.detector import HaarDetector
 from edge_runtime.labels import LABELS
 from edge_runtime.preprocess import crop_face, face_to_gray48
-from edge_runtime.scenes import FRAME_SIZE, background, match_boxes, paste_face, read_face
 
 MARGIN_GRID = np.round(np.arange(-0.25, 0.41, 0.025), 3)
 

@@ -7,8 +7,8 @@ detect, classify; no drawing).
 
 Usage (from the repository root):
 
-    python edge_runtime/assets/make_demo.py --faces ../shared/fer2013/test --random-scenes 40 --out /tmp/public_test.mp4
-    python edge_runtime/assets/score_clip.py /tmp/public_test.mp4 --backend onnx
+    python tools/make_demo.py --faces ../shared/fer2013/test --random-scenes 40 --out /tmp/public_test.mp4
+    python tools/score_clip.py /tmp/public_test.mp4 --backend onnx
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import json
 import time
 from pathlib import Path
 
+from benchmarks.scenes import match_boxes
 from edge_runtime.api import EmotionDetector
-from edge_runtime.scenes import match_boxes
 from edge_runtime.sources import open_source
 
 MATCH_IOU = 0.4

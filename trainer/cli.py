@@ -13,8 +13,8 @@ import typer
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) buries the progress bar.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge_runtime.fer2013 import DataError  # noqa: E402
 from edge_runtime.labels import LABELS  # noqa: E402
+from trainer.fer2013 import DataError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the facial-emotion CNN on FER-2013.")
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
-from edge_runtime.fer2013 import DataError, FerData, load_fer2013
 from edge_runtime.labels import LABELS, NUM_CLASSES
 from edge_runtime.metadata import ModelMetadata, sidecar_path
-from edge_runtime.metrics import classification_report
 from edge_runtime.preprocess import gray48_to_input
 from edge_runtime.version import __version__
 from trainer.config import TrainConfig
+from trainer.fer2013 import DataError, FerData, load_fer2013
+from trainer.metrics import classification_report
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 

@@ -43,9 +43,5 @@ class KerasBackend(Backend):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._call(batch), dtype=np.float32)
 
-    def predict_seed_style(self, batch: np.ndarray) -> np.ndarray:
-        """`model.predict` on the batch, as the seed's display loop called it (for benchmarks)."""
-        return self.model.predict(batch, verbose=0)
-
     def close(self) -> None:
         self.model = None

@@ -18,8 +18,18 @@ from edge_runtime.metadata import MetadataError, read_sidecar
 DEFAULT_THREADS = 2  # LiteRT defaults to 1 thread; a Raspberry Pi and this machine have more.
 
 
-def _interpreter_class():
-    """The first TFLite interpreter that imports, and where it came from."""
+def tflite_interpreter_class() -> tuple[type, str]:
+    """The first TFLite interpreter class that imports: LiteRT, else `tflite_runtime`.
+
+    Public so that tools which inspect a TFLite graph (edge-bench counts its MACs) open it with
+    the interpreter the backend runs it with.
+
+    Returns:
+        (the `Interpreter` class, the name of the package it came from).
+
+    Raises:
+        BackendError: neither package is installed (the message says what to install).
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -43,7 +53,7 @@ class TFLiteBackend(Backend):
         except MetadataError as error:
             raise BackendError(str(error)) from None
         super().__init__(model_path, metadata)
-        interpreter_class, self.runtime = _interpreter_class()
+        interpreter_class, self.runtime = tflite_interpreter_class()
         try:
             self.interpreter = interpreter_class(model_path=str(model_path), num_threads=threads or DEFAULT_THREADS)
             self.interpreter.allocate_tensors()
