@@ -4,7 +4,8 @@ Order of work, cheapest failure first: the model file and its sidecar, where the
 output folder, the data sets, then TensorFlow, the Keras model and its predictions, then one
 export at a time.
 Each export is written to a temporary file and renamed into place (its sidecar likewise), so
-an interrupted or failed conversion never leaves a truncated model where a good one was.
+an interrupted or failed conversion never leaves a truncated model where a good one was. Its
+metadata carries a checksum of the file (`edge_runtime.integrity`), which the runtime checks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convert import exporters
@@ -25,6 +26,7 @@ from convert.source import check_model_file, load_source_model
 from convert.verify import Thresholds, format_table, predict_in_batches, verify_export
 from edge_runtime.atomic import atomic_path, write_json_atomic
 from edge_runtime.formats import ModelFormat
+from edge_runtime.integrity import CHECKSUM_KEY, checksum_of_file, stamp_onnx
 from edge_runtime.metadata import ModelMetadata, file_sha256, sidecar_path
 from edge_runtime.version import __version__
 
@@ -269,12 +271,18 @@ def _export_atomically(job: ExportJob, row: ModelFormat, path: Path) -> ModelMet
         model_tmp = stack.enter_context(atomic_path(path))
         if row.backend in SIDECAR_BACKENDS:
             sidecar_tmp = stack.enter_context(atomic_path(sidecar_path(path)))
-            metadata = exporter(job, row.name, model_tmp)
+            metadata = _written(exporter(job, row.name, model_tmp), model_tmp, row)
+            metadata = replace(metadata, checksum=checksum_of_file(model_tmp, metadata.to_dict()))
             sidecar_tmp.write_text(metadata.to_json(), encoding="utf-8")
         else:
-            metadata = exporter(job, row.name, model_tmp)
-        if not model_tmp.exists() or model_tmp.stat().st_size == 0:
-            raise ConvertError(f"{row.name}: the exporter wrote nothing")
+            metadata = _written(exporter(job, row.name, model_tmp), model_tmp, row)
+            metadata = replace(metadata, checksum=stamp_onnx(model_tmp, metadata.to_dict())[CHECKSUM_KEY])
+    return metadata
+
+
+def _written(metadata: ModelMetadata, model_tmp: Path, row: ModelFormat) -> ModelMetadata:
+    if not model_tmp.exists() or model_tmp.stat().st_size == 0:
+        raise ConvertError(f"{row.name}: the exporter wrote nothing")
     return metadata
 
 

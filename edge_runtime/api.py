@@ -93,6 +93,8 @@ class EmotionDetector:
         flip_average: average each face's probabilities with its mirror image's (see
             `Backend.predict`); on by default: +0.5 points on PublicTest for the bundled
             model, for one more model run per face in the same batch.
+        verify_model: check the model file against the checksum in its metadata (see
+            `edge_runtime.integrity`); False for a model edited on purpose.
 
     Raises:
         BackendError: the model cannot be loaded (the message names the file and the fix).
@@ -116,6 +118,7 @@ class EmotionDetector:
         cascade: str | os.PathLike | None = None,
         detector=None,
         flip_average: bool = True,
+        verify_model: bool = True,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every {detect_every}: expected 1 or more")
@@ -125,7 +128,7 @@ class EmotionDetector:
             raise ValueError(f"crop_margin {crop_margin}: expected a fraction of the box side in [-0.45, 2]")
         self.tracker = IoUTracker(smooth=smooth)
         self.detector = detector or HaarDetector(cascade, scale_factor, min_neighbors, min_size, detect_scale)
-        self.backend: Backend = load_model(model, backend, threads)
+        self.backend: Backend = load_model(model, backend, threads, verify_model)
         self.labels = tuple(self.backend.labels)
         self.spec = self.backend.metadata.input
         self.crop_margin = float(self.spec.crop_margin if crop_margin is None else crop_margin)
@@ -210,12 +213,14 @@ class EmotionDetector:
         self.close()
 
 
-def load_model(model: str | os.PathLike | None, backend: str = "auto", threads: int | None = None) -> Backend:
+def load_model(
+    model: str | os.PathLike | None, backend: str = "auto", threads: int | None = None, verify_model: bool = True
+) -> Backend:
     """Loads `model`, or the bundled model when it is None.
 
     Raises:
         BackendError: one line naming the file and the fix.
     """
     path, backend = resolve_model(model, backend)
-    return load_backend(path, backend, threads)
+    return load_backend(path, backend, threads, verify_model)
 

@@ -81,6 +81,13 @@ def main(
         bool,
         typer.Option("--flip-average/--no-flip-average", help="Average each face with its mirror image (more accurate, 2x inference)."),
     ] = True,
+    verify_model: Annotated[
+        bool,
+        typer.Option(
+            "--verify-model/--no-verify-model",
+            help="Check the model file against the checksum in its metadata; turn off for a model edited on purpose.",
+        ),
+    ] = True,
     no_display: Annotated[bool, typer.Option("--no-display", help="No window (headless).")] = False,
     jsonl: Annotated[Optional[Path], typer.Option(dir_okay=False, help="Write one JSON record per face per frame.")] = None,
     csv: Annotated[Optional[Path], typer.Option(dir_okay=False, help="Write the same records as a CSV table.")] = None,
@@ -105,6 +112,7 @@ def main(
         min_confidence=min_confidence,
         crop_margin=crop_margin,
         flip_average=flip_average,
+        verify_model=verify_model,
         display=not no_display,
         jsonl=jsonl,
         csv=csv,

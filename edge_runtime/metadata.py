@@ -39,6 +39,8 @@ class ModelMetadata:
         version: project version that wrote the file.
         arch: architecture name.
         extra: anything else (quantisation notes, calibration size, accuracy).
+        checksum: "sha256:..." over the file's bytes and this metadata, checked at load (see
+            `edge_runtime.integrity`); empty in files exported before it existed.
     """
 
     labels: tuple[str, ...] = LABELS
@@ -49,6 +51,7 @@ class ModelMetadata:
     version: str = __version__
     arch: str = ""
     extra: dict = field(default_factory=dict)
+    checksum: str = ""
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -78,6 +81,7 @@ class ModelMetadata:
             version=str(data.get("version", "")),
             arch=str(data.get("arch", "")),
             extra=dict(data.get("extra", {})),
+            checksum=str(data.get("checksum", "")),
         )
 
     @classmethod

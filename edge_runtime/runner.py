@@ -39,6 +39,7 @@ class RunConfig:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     crop_margin: float | None = None
     flip_average: bool = True
+    verify_model: bool = True
     display: bool = True
     jsonl: Path | None = None
     csv: Path | None = None
@@ -117,6 +118,7 @@ def build_detector(config: RunConfig) -> EmotionDetector:
         min_size=config.min_size,
         cascade=config.cascade,
         flip_average=config.flip_average,
+        verify_model=config.verify_model,
     )
 
 

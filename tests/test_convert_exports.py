@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from edge_runtime.backends import load_backend
+from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.formats import FORMATS, get_format
 from edge_runtime.labels import LABELS
 from edge_runtime.metadata import ONNX_METADATA_KEY, ModelMetadata, file_sha256, read_sidecar, sidecar_path
@@ -172,3 +172,19 @@ def test_an_unverified_rewrite_removes_the_stale_report(tiny_model, fer_csv, tmp
     assert report_path.exists()
     convert_model(tiny_model, ["onnx-fp32"], tmp_path, verify=False)
     assert not report_path.exists()
+
+
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_every_export_carries_a_checksum_the_runtime_checks(exported, name):
+    from edge_runtime.integrity import verify_model_file
+
+    path = exported[name].path
+    assert verify_model_file(path) is True
+    assert exported[name].report["metadata"]["checksum"].startswith("sha256:")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.with_name("flipped_" + path.name).write_bytes(bytes(data))
+    if sidecar_path(path).exists():
+        sidecar_path(path.with_name("flipped_" + path.name)).write_text(sidecar_path(path).read_text())
+    with pytest.raises(BackendError, match="checksum mismatch"):
+        load_backend(path.with_name("flipped_" + path.name))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.formats import BackendInfo, backend_for_path, get_backend
+from edge_runtime.integrity import ChecksumError, verify_model_file
 
 __all__ = ["Backend", "BackendError", "load_backend", "resolve_backend"]
 
@@ -32,20 +33,32 @@ def resolve_backend(model_path: str | Path, backend: str = "auto") -> BackendInf
     return info
 
 
-def load_backend(model_path: str | Path, backend: str = "auto", threads: int | None = None) -> Backend:
+def load_backend(
+    model_path: str | Path, backend: str = "auto", threads: int | None = None, verify_model: bool = True
+) -> Backend:
     """Opens a model file on a backend.
 
     Args:
         model_path: .onnx, .tflite or .keras file (with its metadata).
         backend: "onnx", "tflite", "keras" or "auto" (by suffix).
         threads: intra-op threads for the runtime (None: the runtime's choice, 2 for LiteRT).
+        verify_model: check the file against the checksum in its metadata before any runtime
+            reads it; False for a model edited on purpose.
 
     Raises:
-        BackendError: one line naming the file and the fix.
+        BackendError: one line naming the file and the fix; a file whose bytes changed since
+            export (`edge_runtime.integrity`).
     """
     model_path = Path(model_path)
     info = resolve_backend(model_path, backend)
     if not model_path.is_file():
         raise BackendError(f"{model_path}: no such model file")
+    if verify_model:
+        try:
+            verify_model_file(model_path)
+        except ChecksumError as error:
+            raise BackendError(str(error)) from None
+        except OSError as error:
+            raise BackendError(f"{model_path}: cannot read the model file ({error.strerror or error})") from None
     module = importlib.import_module(info.module)
     return getattr(module, info.class_name)(model_path, threads=threads)

@@ -1,0 +1,161 @@
+"""Model integrity: every bundled model carries a checksum; a copy with one byte flipped is
+refused with one line naming it, and loads again with verification turned off."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge_runtime import onnx_props
+from edge_runtime.api import EmotionDetector
+from edge_runtime.backends import BackendError, load_backend
+from edge_runtime.default_model import MODELS_DIR
+from edge_runtime.integrity import CHECKSUM_KEY, ChecksumError, stamp_model_file, verify_model_file
+from edge_runtime.metadata import ONNX_METADATA_KEY, read_sidecar, sidecar_path
+
+BUNDLED = ("emotion_int8.onnx", "emotion_int8.tflite", "emotion.keras")
+RUNNABLE = ("emotion_int8.onnx", "emotion_int8.tflite")  # without TensorFlow
+
+
+def copy_model(name: str, folder: Path) -> Path:
+    """A copy of a bundled model (and its sidecar, where it has one) in `folder`."""
+    target = folder / name
+    shutil.copyfile(MODELS_DIR / name, target)
+    if sidecar_path(MODELS_DIR / name).exists():
+        shutil.copyfile(sidecar_path(MODELS_DIR / name), sidecar_path(target))
+    return target
+
+
+def weight_offset(path: Path) -> int:
+    """A byte inside the weights: the middle of the ONNX graph record, or of a TFLite/Keras file."""
+    data = path.read_bytes()
+    if path.suffix == ".onnx":
+        graph = next(record for record in onnx_props.records(data) if record.field == 7)
+        return (graph.value_start + graph.end) // 2
+    return len(data) // 2
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[weight_offset(path)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def faces() -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_models_carry_a_checksum_that_matches(name):
+    assert verify_model_file(MODELS_DIR / name) is True
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_a_flipped_weight_byte_is_refused_with_one_line(tmp_path, name):
+    model = copy_model(name, tmp_path)
+    flip_byte(model)
+    with pytest.raises(BackendError) as caught:
+        load_backend(model)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{model}: checksum mismatch")
+    assert "--no-verify-model" in message
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_verification_off_runs_the_edited_model(tmp_path, name):
+    model = copy_model(name, tmp_path)
+    with load_backend(model) as backend:
+        before = backend.predict(faces())
+    flip_byte(model)
+    with load_backend(model, verify_model=False) as backend:
+        after = backend.predict(faces())
+    assert after.shape == before.shape == (4, 7)
+
+
+def test_a_flipped_keras_byte_is_refused_before_tensorflow_loads(tmp_path):
+    model = copy_model("emotion.keras", tmp_path)
+    flip_byte(model)
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        verify_model_file(model)
+
+
+def test_changed_metadata_is_refused_too(tmp_path):
+    """Swapping two labels in the sidecar would mislabel every face: the checksum covers it."""
+    model = copy_model("emotion_int8.tflite", tmp_path)
+    data = json.loads(sidecar_path(model).read_text())
+    data["labels"][0], data["labels"][1] = data["labels"][1], data["labels"][0]
+    sidecar_path(model).write_text(json.dumps(data))
+    with pytest.raises(BackendError, match="checksum mismatch"):
+        load_backend(model)
+
+
+def test_a_model_without_a_checksum_loads_unchecked(tmp_path):
+    model = copy_model("emotion_int8.tflite", tmp_path)
+    data = json.loads(sidecar_path(model).read_text())
+    del data[CHECKSUM_KEY]
+    sidecar_path(model).write_text(json.dumps(data))
+    assert verify_model_file(model) is False
+    with load_backend(model) as backend:
+        assert backend.metadata.checksum == ""
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_stamping_an_edited_model_makes_it_load_again(tmp_path, name):
+    model = copy_model(name, tmp_path)
+    flip_byte(model)
+    stamp_model_file(model)
+    assert verify_model_file(model) is True
+    with load_backend(model) as backend:
+        assert backend.predict(faces()).shape == (4, 7)
+
+
+def test_onnx_checksum_lives_in_metadata_props_and_leaves_the_graph_alone(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model = copy_model("emotion_int8.onnx", tmp_path)
+    before = onnx.load(str(model))
+    stored = json.loads(onnx_props.read_props(model.read_bytes())[ONNX_METADATA_KEY])
+    model.write_bytes(onnx_props.with_prop(model.read_bytes(), ONNX_METADATA_KEY, json.dumps({**stored, CHECKSUM_KEY: ""})))
+    stamp_model_file(model)
+    after = onnx.load(str(model))
+    assert after.graph.SerializeToString() == before.graph.SerializeToString()
+    assert [prop.key for prop in after.metadata_props] == [ONNX_METADATA_KEY]
+    assert json.loads(after.metadata_props[0].value)[CHECKSUM_KEY] == stored[CHECKSUM_KEY]
+
+
+def test_a_truncated_onnx_file_is_named_not_a_traceback(tmp_path):
+    model = copy_model("emotion_int8.onnx", tmp_path)
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 3])
+    with pytest.raises(BackendError) as caught:
+        load_backend(model)
+    assert str(caught.value).startswith(f"{model}: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_emotion_detector_takes_verify_model(tmp_path):
+    model = copy_model("emotion_int8.tflite", tmp_path)
+    flip_byte(model)
+    with pytest.raises(BackendError, match="checksum mismatch"):
+        EmotionDetector(model, detector="haar")
+    with EmotionDetector(model, detector="haar", verify_model=False) as detector:
+        assert detector.labels == read_sidecar(model).labels
+
+
+def test_edge_run_refuses_the_edited_model_and_runs_it_with_no_verify_model(tmp_path):
+    from edge_runtime.cli import app
+
+    model = copy_model("emotion_int8.tflite", tmp_path)
+    flip_byte(model)
+    runner = CliRunner()
+    args = ["--model", str(model), "--source", "demo", "--no-display", "--max-frames", "3"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1
+    lines = refused.output.strip().splitlines()
+    assert len(lines) == 1 and "checksum mismatch" in lines[0] and str(model) in lines[0]
+    ran = runner.invoke(app, [*args, "--no-verify-model"])
+    assert ran.exit_code == 0, ran.output
