@@ -30,7 +30,7 @@ from edge_runtime.runner import RunConfig, run
 from edge_runtime.sources import FrameSource
 
 runner = CliRunner()
-RECORD_KEYS = {"frame", "time", "source", "detector", "track_id", "box", "score", "label", "confidence", "uncertain", "probabilities"}
+RECORD_KEYS = {"frame", "time", "track_id", "box", "label", "confidence", "uncertain", "probabilities"}
 VIDEO_FPS = 10.0
 STILL_BOX = (40, 150, 170, 170)
 
@@ -157,18 +157,16 @@ def test_detect_every_n_frames_reuses_boxes(models):
 def test_crop_margin_comes_from_metadata_and_can_be_overridden(models, monkeypatch):
     import edge_runtime.api as api
 
-    scales = []
-    original = api.crop_region
-    monkeypatch.setattr(api, "crop_region", lambda box, scale, *rest: scales.append(scale) or original(box, scale, *rest))
+    margins = []
+    original = api.crop_face
+    monkeypatch.setattr(api, "crop_face", lambda frame, box, margin: margins.append(margin) or original(frame, box, margin))
     frame = np.full((120, 160, 3), 128, np.uint8)
     with EmotionDetector(models["keras"], detector=CountingDetector([(150, 100, 40, 40)])) as detector:
         assert detector.crop_margin == detector.backend.metadata.input.crop_margin
         detector.detect(frame)
-    assert scales[-1] == pytest.approx(1 + 2 * detector.crop_margin)
     with EmotionDetector(models["keras"], detector=CountingDetector([(150, 100, 40, 40)]), crop_margin=0.25) as detector:
         faces = detector.detect(frame)
-    # A margin of 0.25 on every side: a crop 1.5 times the box; at the frame's edge it is padded, not dropped.
-    assert scales[-1] == pytest.approx(1.5) and len(faces) == 1
+    assert margins[-1] == 0.25 and len(faces) == 1  # the box at the frame's edge is clamped, not dropped
 
 
 def test_a_box_with_nothing_to_crop_is_skipped(models):
