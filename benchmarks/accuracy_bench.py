@@ -18,6 +18,7 @@ from benchmarks.rows import ok_row
 from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.default_model import resolve_model
 from edge_runtime.labels import LABELS
+from trainer.batches import predict_in_batches
 from trainer.metrics import classification_report
 
 CHUNK = 256
@@ -63,9 +64,7 @@ def align_to_labels(probabilities: np.ndarray, model_labels: tuple[str, ...], wh
 
 def predict_split(backend, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
     """Probabilities for every face, CHUNK faces per call."""
-    if len(images) == 0:
-        return np.zeros((0, len(backend.labels)), np.float32)
-    return np.concatenate([backend.predict_faces(list(images[s : s + CHUNK]), flip_average) for s in range(0, len(images), CHUNK)])
+    return predict_in_batches(lambda faces: backend.predict_faces(list(faces), flip_average), images, CHUNK, len(backend.labels))
 
 
 def run_accuracy(config: AccuracyConfig, load=load_backend) -> dict:

@@ -13,6 +13,7 @@ from benchmarks.environment import environment, usable_cores
 from benchmarks.inputs import DEFAULT_POOL_SIZE, load_eval_split, pool_from_split, random_faces, write_inputs
 from benchmarks.model_bench import plan_models
 from benchmarks.model_set import ModelSet, choose_models, default_model_set
+from benchmarks.progress import Progress, warn_if_busy
 from benchmarks.rows import OK, check_runtime, error_text
 from benchmarks.stats import LoopSettings
 from benchmarks.worker import Runner
@@ -75,6 +76,7 @@ def run_models(
     Raises:
         DataError: `data` is given and unusable.
     """
+    warn_if_busy(log)
     chosen = choose_models(config.models, config.variants_of, config.data, model_set, log)
     evaluation = load_eval_split(config.data, "val") if config.data else None
     pool = pool_from_split(evaluation, config.pool_size) if evaluation is not None else random_faces(config.pool_size)
@@ -83,8 +85,9 @@ def run_models(
         inputs = write_inputs(Path(tmp) / "inputs.npz", pool, evaluation)
         jobs, decided = plan_models(chosen.paths, list(config.threads), config.batch, config.loop, inputs, runtime_check)
         rows += decided
+        progress = Progress(len(jobs), log)
         for job in jobs:
-            log(f"measuring {job.name} ({job.model})")
+            progress.start(f"{job.name} ({job.model})")
             row = runner(job)
             log(_progress(row))
             rows.append(row)

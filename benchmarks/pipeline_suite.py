@@ -11,6 +11,7 @@ from benchmarks.environment import environment, usable_cores
 from benchmarks.model_bench import guess_format
 from benchmarks.model_set import ModelSet, bundled_keras, choose_models, default_model_set
 from benchmarks.pipeline_bench import SEED_STYLE, PipelineJob
+from benchmarks.progress import Progress, warn_if_busy
 from benchmarks.rows import OK, check_runtime, skipped_row, tensorflow_check
 from benchmarks.worker import Runner
 from edge_runtime.formats import FORMAT_NAMES, backend_for_path, get_format
@@ -122,14 +123,16 @@ def run_pipeline(
     tf_check=tensorflow_check,
 ) -> dict:
     """Runs every configuration; returns the report (environment, settings, rows with speed-ups)."""
+    warn_if_busy(log)
     chosen = choose_models(config.models, config.variants_of, config.data, model_set, log)
     keras_files = [p for p in chosen.paths if p.suffix.lower() in (".keras", ".h5")]
     bundled = bundled_keras()
     seed_keras = keras_files[0] if keras_files else (config.variants_of or (bundled if bundled.is_file() else None))
     jobs, decided = plan_pipeline(config, chosen.paths, seed_keras, runtime_check, tf_check)
     rows = [r for r in decided if r["name"] == SEED_STYLE]
+    progress = Progress(len(jobs), log)
     for job in jobs:
-        log(f"running {job.name} on {config.source}")
+        progress.start(f"{job.name} on {config.source}")
         row = runner(job)
         detail = f"{row['fps']:.1f} FPS" if row["status"] == OK else (row.get("error") or row.get("reason"))
         log(f"  {row['name']}: {row['status']}, {detail}")

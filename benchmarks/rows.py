@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+from edge_runtime.errors import first_line
 from edge_runtime.formats import BackendInfo, get_backend
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
@@ -35,7 +36,7 @@ def failed_row(name: str, error: str, **fields) -> dict:
 
 def error_text(error: BaseException) -> str:
     """One line for a row: the exception type and the first line of its message."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    message = first_line(error, limit=300, default="")
     return f"{type(error).__name__}: {message}"[:300] if message else type(error).__name__
 
 

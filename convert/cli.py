@@ -17,6 +17,7 @@ from convert.api import DEFAULT_CALIBRATION_SIZE, DEFAULT_VERIFY_SIZE, ConvertCo
 from convert.errors import ConvertError  # noqa: E402
 from convert.exporters import EXPORTABLE, FAMILIES, select_formats  # noqa: E402
 from convert.verify import Thresholds  # noqa: E402
+from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -33,7 +34,15 @@ class Precision(str, Enum):
     dynamic = "dynamic"
 
 
-@app.command()
+EXAMPLES = examples(
+    "edge-convert runs/edge/model.keras --format all --out exports --name emotion   # every variant, verified",
+    "edge-convert runs/edge/model.keras --format tflite --quantize --out exports     # full int8 TFLite",
+    "edge-convert runs/edge/model.keras --format onnx --quantize --out exports       # static int8 ONNX (QDQ)",
+    "edge-convert models/emotion.keras --format tflite-int8 --calibration-data ../shared/fer2013 --out exports",
+)
+
+
+@app.command(cls=HelpCommand, epilog=EXAMPLES)
 def main(
     model: Annotated[Path, typer.Argument(help="The .keras model (with its model.keras.json sidecar).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the exports, their metadata and reports.")],
@@ -62,6 +71,7 @@ def main(
     min_agreement: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="fp16, dynamic and int8 exports: smallest allowed top-1 agreement.")
     ] = 0.97,
+    version: VersionOption = None,
 ) -> None:
     """Write each requested export into OUT, with its metadata and a <file>.report.json of its parity with Keras.
 

@@ -15,6 +15,7 @@ import numpy as np
 from convert.errors import ConvertError
 from convert.job import INPUT_NAME, OUTPUT_NAME, ExportJob
 from convert.quiet import logger_quieted, native_stderr_silenced
+from edge_runtime.errors import first_line
 from edge_runtime.metadata import ONNX_METADATA_KEY, ModelMetadata
 
 # Opset 17 (ONNX 1.12, 2022) runs on every ONNX Runtime of the last years, Raspberry Pi wheels included.
@@ -62,8 +63,7 @@ def export_onnx_int8(job: ExportJob, format_name: str, target: Path) -> ModelMet
                     calibrate_method=CalibrationMethod.MinMax,
                 )
         except Exception as error:  # ONNX Runtime's tools raise many types.
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise ConvertError(f"{format_name}: ONNX Runtime quantisation failed ({first_line})") from None
+            raise ConvertError(f"{format_name}: ONNX Runtime quantisation failed ({first_line(error)})") from None
         quantized = onnx.load(str(quantized_path))
     extra = {
         "opset": OPSET,
@@ -102,8 +102,7 @@ def _float_model(job: ExportJob, format_name: str):
             with logger_quieted("tf2onnx"), native_stderr_silenced():
                 model, _ = tf2onnx.convert.from_function(job.serving_function(), input_signature=job.input_signature(), opset=OPSET)
         except Exception as error:  # tf2onnx raises many types.
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise ConvertError(f"{format_name}: tf2onnx could not convert the model ({first_line})") from None
+            raise ConvertError(f"{format_name}: tf2onnx could not convert the model ({first_line(error)})") from None
         _rename_output(model, OUTPUT_NAME)
         model.producer_name = "edge-emotion"
         job.cache["onnx_fp32"] = model
@@ -135,6 +134,6 @@ def _check_and_save(model, target: Path, format_name: str) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        first_line = (str(error).strip().splitlines() or ["invalid model"])[0][:200]
-        raise ConvertError(f"{format_name}: the exported ONNX model fails onnx.checker ({first_line})") from None
+        reason = first_line(error, default="invalid model")
+        raise ConvertError(f"{format_name}: the exported ONNX model fails onnx.checker ({reason})") from None
     onnx.save(model, str(target))

@@ -15,6 +15,7 @@ from typing import Any
 
 from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
+from edge_runtime.errors import first_line
 from edge_runtime.labels import NUM_CLASSES
 from edge_runtime.metadata import MetadataError, ModelMetadata, file_sha256, read_sidecar, sidecar_path
 from edge_runtime.preprocess import FACE_SIZE
@@ -89,8 +90,7 @@ def load_source_model(path: Path) -> SourceModel:
         with native_stderr_silenced():
             model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged or foreign file.
-        first_line = (str(error).splitlines() or [type(error).__name__])[0][:160]
-        raise ConvertError(f"{path}: not a loadable Keras model ({first_line})") from None
+        raise ConvertError(f"{path}: not a loadable Keras model ({first_line(error)})") from None
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConvertError(f"{path}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; expected one face input and one output")
     input_shape = tuple(model.inputs[0].shape)[1:]

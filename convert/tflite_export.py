@@ -15,6 +15,7 @@ import numpy as np
 from convert.errors import ConvertError
 from convert.job import ExportJob
 from convert.quiet import native_stderr_silenced
+from edge_runtime.errors import first_line
 from edge_runtime.metadata import ModelMetadata
 
 
@@ -94,8 +95,7 @@ def _convert(job: ExportJob, format_name: str, configure) -> bytes:
         try:
             return converter.convert()
         except Exception as error:  # The converter raises ConverterError, RuntimeError, ValueError...
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise ConvertError(f"{format_name}: the TFLite converter failed ({first_line})") from None
+            raise ConvertError(f"{format_name}: the TFLite converter failed ({first_line(error)})") from None
 
 
 def _write(content: bytes, target: Path) -> None:

@@ -27,6 +27,8 @@ from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
 from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.formats import ModelFormat
+from edge_runtime.labels import NUM_CLASSES
+from trainer import batches
 from trainer.metrics import classification_report
 
 PREDICT_BATCH = 256
@@ -41,9 +43,8 @@ class Thresholds:
 
 
 def predict_in_batches(predict, batch: np.ndarray) -> np.ndarray:
-    """Runs `predict` over `batch` in chunks, so memory stays flat on large verification sets."""
-    chunks = [np.asarray(predict(batch[i : i + PREDICT_BATCH]), np.float32) for i in range(0, len(batch), PREDICT_BATCH)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+    """Runs `predict` over `batch` PREDICT_BATCH faces at a time, so memory stays flat on large verification sets."""
+    return batches.predict_in_batches(predict, batch, PREDICT_BATCH, NUM_CLASSES)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
+from edge_runtime.errors import first_line
 from edge_runtime.metadata import MetadataError, read_sidecar
 
 
@@ -36,7 +37,7 @@ class KerasBackend(Backend):
         try:
             self.model = keras.models.load_model(model_path, compile=False)
         except Exception as error:  # Keras raises many types for a bad file.
-            raise BackendError(f"{model_path}: not a loadable Keras model ({str(error).splitlines()[0][:160]})") from None
+            raise BackendError(f"{model_path}: not a loadable Keras model ({first_line(error)})") from None
         self._check_shapes(self.model.input_shape, int(self.model.output_shape[-1]))
         self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
+from edge_runtime.errors import first_line
 from edge_runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMetadata, read_sidecar
 
 
@@ -36,7 +37,7 @@ class ONNXBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(model_path), sess_options=options, providers=chosen)
         except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf types.
-            raise BackendError(f"{model_path}: not a loadable ONNX model ({str(error).splitlines()[0][:160]})") from None
+            raise BackendError(f"{model_path}: not a loadable ONNX model ({first_line(error)})") from None
         super().__init__(model_path, _read_metadata(self.session, model_path))
         model_input = self.session.get_inputs()[0]
         model_output = self.session.get_outputs()[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
+from edge_runtime.errors import first_line
 from edge_runtime.metadata import MetadataError, read_sidecar
 
 DEFAULT_THREADS = 2  # LiteRT defaults to 1 thread; a Raspberry Pi and this machine have more.
@@ -58,7 +59,7 @@ class TFLiteBackend(Backend):
             self.interpreter = interpreter_class(model_path=str(model_path), num_threads=threads or DEFAULT_THREADS)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise BackendError(f"{model_path}: not a loadable TFLite model ({str(error).splitlines()[0][:160]})") from None
+            raise BackendError(f"{model_path}: not a loadable TFLite model ({first_line(error)})") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._check_shapes(self.input["shape"], int(self.output["shape"][-1]))

@@ -1,0 +1,23 @@
+"""One line from a library's exception, for the one-line error messages every command prints."""
+
+from __future__ import annotations
+
+# Long enough for a file name and a reason, short enough for one terminal line beside our text.
+FIRST_LINE_LIMIT = 160
+
+
+def first_line(error: BaseException, limit: int = FIRST_LINE_LIMIT, default: str | None = None) -> str:
+    """The first non-empty line of `error`'s message, at most `limit` characters.
+
+    Libraries (Keras, ONNX Runtime, LiteRT, tf2onnx) raise messages of many lines with a
+    traceback of their own; the first line names the problem.
+
+    Args:
+        error: the exception.
+        limit: the most characters returned.
+        default: returned when the message is empty (None: the exception's type name).
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__ if default is None else default
+    return lines[0][:limit]

@@ -1,0 +1,31 @@
+"""Is a deep-learning framework installed? Asked before any data is read, so that a machine with
+only the runtime installed gets one line saying what to install instead of a traceback after
+minutes of decoding FER-2013."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+# Keras 3 runs on any of these; the `train` extra installs TensorFlow.
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+TRAIN_INSTALL_HINT = 'pip install -e ".[train]" (in the edge-emotion folder)'
+
+
+def _installed(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken or blocked package counts as missing
+        return False
+
+
+def framework_problem() -> str | None:
+    """What is missing for training, as one line with the install command; None when nothing is.
+
+    Returns:
+        None when Keras and one of its backends import, else the message to print.
+    """
+    if not _installed("keras"):
+        return f"edge-train needs Keras and TensorFlow, which are not installed: {TRAIN_INSTALL_HINT}"
+    if not any(_installed(name) for name in KERAS_BACKENDS):
+        return f"edge-train needs a Keras backend (TensorFlow, JAX or PyTorch), none is installed: {TRAIN_INSTALL_HINT}"
+    return None
