@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmarks.scenes import background, match_boxes, paste_face
-from edge_runtime.detector import iou
+from edge_runtime.detectors import iou
+from edge_runtime.labels import NUM_CLASSES
+from trainer.batches import predict_in_batches
 from trainer.fer2013 import Split
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
@@ -171,5 +173,5 @@ def crop_accuracy(predict_faces, split: Split, indices: list[int]) -> float:
     if not indices:
         return 0.0
     chosen = np.asarray(indices)
-    probabilities = np.concatenate([predict_faces(list(split.images[chosen[s : s + 256]])) for s in range(0, len(chosen), 256)])
+    probabilities = predict_in_batches(lambda faces: predict_faces(list(faces)), split.images[chosen], 256, NUM_CLASSES)
     return float((probabilities.argmax(axis=1) == split.labels[chosen]).mean())

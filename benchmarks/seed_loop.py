@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.detector import default_cascade_path
+from edge_runtime.detectors.haar import default_cascade_path
 from edge_runtime.preprocess import InputSpec, gray48_to_input
 
 SEED_SCALE_FACTOR = 1.3

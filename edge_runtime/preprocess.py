@@ -106,3 +106,48 @@ def crop_face(frame: np.ndarray, box: Sequence[int], margin: float) -> np.ndarra
     """Cuts the face for `box` (with margin, clamped) out of a frame."""
     x, y, w, h = expand_box(box, margin, frame.shape)
     return frame[y : y + h, x : x + w]
+
+
+def crop_region(box: Sequence[float], scale: float, shift: tuple[float, float], square: bool) -> tuple[float, float, float, float]:
+    """Centre (x, y) and size (w, h) of the crop a detector box maps to (see `CropMapping`)."""
+    x, y, w, h = (float(v) for v in box)
+    centre_x, centre_y = x + w / 2 + shift[0] * w, y + h / 2 + shift[1] * h
+    if square:
+        side = scale * max(w, h)
+        return centre_x, centre_y, side, side
+    return centre_x, centre_y, scale * w, scale * h
+
+
+def eye_angle(landmarks: Sequence[Sequence[float]]) -> float:
+    """Degrees the line from the right eye (image left) to the left eye dips below horizontal."""
+    (right_x, right_y), (left_x, left_y) = landmarks[0][:2], landmarks[1][:2]
+    return float(np.degrees(np.arctan2(left_y - right_y, left_x - right_x)))
+
+
+def crop_mapped(frame: np.ndarray, region: tuple[float, float, float, float], angle: float = 0.0) -> np.ndarray:
+    """Cuts a (centre x, centre y, w, h) region out of a frame, rotated by `angle` degrees.
+
+    A level region is sliced from the frame; where it passes the frame's edge the missing
+    part repeats the edge pixels (the face keeps its shape rather than being stretched). A
+    region with no pixel inside the frame gives an empty crop. A rotated region is sampled
+    with one affine warp, so the eyes come out level.
+    """
+    centre_x, centre_y, w, h = region
+    frame_h, frame_w = frame.shape[:2]
+    out_w, out_h = max(1, int(round(w))), max(1, int(round(h)))
+    if angle == 0.0:
+        x0, y0 = int(round(centre_x - w / 2)), int(round(centre_y - h / 2))
+        x1, y1 = x0 + out_w, y0 + out_h
+        top, bottom = min(max(0, y0), frame_h), max(0, min(frame_h, y1))
+        left, right = min(max(0, x0), frame_w), max(0, min(frame_w, x1))
+        inner = frame[top:bottom, left:right]
+        if inner.size == 0 or (x0 >= 0 and y0 >= 0 and x1 <= frame_w and y1 <= frame_h):
+            return inner
+        pads = (max(0, -y0), max(0, y1 - frame_h), max(0, -x0), max(0, x1 - frame_w))
+        return cv2.copyMakeBorder(inner, *pads, cv2.BORDER_REPLICATE)
+    if not (0 <= centre_x < frame_w and 0 <= centre_y < frame_h):
+        return frame[0:0, 0:0]
+    matrix = cv2.getRotationMatrix2D((centre_x, centre_y), angle, 1.0)
+    matrix[0, 2] += out_w / 2 - centre_x
+    matrix[1, 2] += out_h / 2 - centre_y
+    return cv2.warpAffine(frame, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

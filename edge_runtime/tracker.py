@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_runtime.detector import Box, iou
+from edge_runtime.detectors.base import Box, iou
 
 DEFAULT_IOU_THRESHOLD = 0.3
 DEFAULT_MAX_MISSES = 5

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.scene import SceneSettings, build_scene, crop_accuracy, score_scene
-from edge_runtime.detector import iou
+from edge_runtime.detectors import iou
 from edge_runtime.labels import LABELS
 from tests.synthetic import synthetic_split
 from tests.test_bench_fakes import FakeClock

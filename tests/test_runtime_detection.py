@@ -8,7 +8,8 @@ import pytest
 
 from benchmarks.scenes import background, demo_faces, match_boxes
 from edge_runtime.api import Face
-from edge_runtime.detector import DetectorError, HaarDetector, iou
+from edge_runtime.detectors import DetectorError, iou
+from edge_runtime.detectors.haar import HaarDetector
 from edge_runtime.draw import draw_faces
 from edge_runtime.tracker import IoUTracker
 
@@ -27,7 +28,7 @@ def scene():
 @pytest.mark.parametrize("detect_scale", [1.0, 0.5, 0.35])
 def test_haar_boxes_are_in_source_pixels(scene, detect_scale):
     frame, truth = scene
-    found = HaarDetector(detect_scale=detect_scale).detect(frame)
+    found = [d.box for d in HaarDetector(detect_scale=detect_scale).detect(frame)]
     matches = match_boxes(truth, found, min_iou=0.6)
     assert all(m is not None for m in matches), (found, truth)
 
@@ -42,7 +43,7 @@ def test_haar_takes_gray_bgra_tiny_and_large_frames(scene):
     assert detector.detect(np.zeros((3, 2, 3), np.uint8)) == []
     assert detector.detect(np.zeros((1, 1), np.uint8)) == []
     large = cv2.resize(frame, None, fx=3, fy=3)
-    found = detector.detect(large)
+    found = [d.box for d in detector.detect(large)]
     scaled_truth = [tuple(3 * v for v in box) for box in truth]
     assert all(m is not None for m in match_boxes(scaled_truth, found, min_iou=0.5))
 

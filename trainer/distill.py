@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from edge_runtime.errors import first_line
 from edge_runtime.labels import NUM_CLASSES
 
 
@@ -75,7 +76,7 @@ def build_teacher_ensemble(paths: list[str], input_shape: tuple[int, ...]) -> ke
         try:
             loaded = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a bad file; all mean the same.
-            raise ValueError(f"{path}: cannot load the teacher model ({str(error).splitlines()[0][:160]})") from None
+            raise ValueError(f"{path}: cannot load the teacher model ({first_line(error)})") from None
         if tuple(loaded.output_shape[1:]) != (NUM_CLASSES,) or tuple(loaded.input_shape[1:]) != tuple(input_shape):
             raise ValueError(
                 f"{path}: the teacher maps {loaded.input_shape[1:]} to {loaded.output_shape[1:]}; "

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
+from edge_runtime.errors import first_line
 from edge_runtime.labels import LABELS, NUM_CLASSES
 from edge_runtime.metadata import ModelMetadata, sidecar_path
 from edge_runtime.preprocess import gray48_to_input
 from edge_runtime.version import __version__
+from trainer.batches import predict_in_batches
 from trainer.config import TrainConfig
 from trainer.fer2013 import DataError, FerData, load_fer2013
 from trainer.metrics import classification_report
@@ -154,7 +156,7 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
             network.load_weights(config.weights)
         except Exception as error:  # Keras raises many types for a wrong file; all mean the same.
             raise TrainingError(
-                f"{config.weights}: cannot load weights into the {arch.name} network ({str(error).splitlines()[0][:160]})"
+                f"{config.weights}: cannot load weights into the {arch.name} network ({first_line(error)})"
             ) from None
     model = network
     if config.augment or config.teachers:
@@ -309,8 +311,7 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
 def _predict(model, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Probabilities for every face, batch by batch (no dataset adapter: see _fit_inputs)."""
-    batches = [np.asarray(model.predict_on_batch(faces[i : i + batch_size])) for i in range(0, len(faces), batch_size)]
-    return np.concatenate(batches) if batches else np.zeros((0, NUM_CLASSES), np.float32)
+    return predict_in_batches(model.predict_on_batch, faces, batch_size, NUM_CLASSES)
 
 
 def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_val, y_val, spec) -> dict:

@@ -1,32 +1,23 @@
-"""Where a face is found: OpenCV's Haar cascade, run on a downscaled grayscale copy.
+"""OpenCV's Haar cascade (the seed's detector), run on a downscaled grayscale copy.
 
-Detection, not the CNN, is the cost of the live loop (about 40 ms for a 640x480 frame at scale
-factor 1.3 on a small x86 core, most of the frame time), so the cascade runs on a copy shrunk
-by `detect_scale` and its boxes are scaled back to source pixels.
+About 40 ms for a 640x480 frame at scale factor 1.3 on a small x86 core, so the cascade runs
+on a copy shrunk by `detect_scale` and its boxes are scaled back to source pixels.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_runtime.detectors.base import Detection, DetectorError, scale_box, shrink_for_detection
 from edge_runtime.preprocess import to_gray
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 DEFAULT_SCALE_FACTOR = 1.2
 DEFAULT_MIN_NEIGHBORS = 5
-DEFAULT_MIN_SIZE = 60
-DEFAULT_DETECT_SCALE = 0.5
-
-Box = tuple[int, int, int, int]
-
-
-class DetectorError(ValueError):
-    """The face detector cannot be built; the message names the file or setting and the fix."""
 
 
 def default_cascade_path() -> Path:
@@ -57,13 +48,15 @@ class HaarDetector:
         DetectorError: for a missing or invalid cascade file or an out-of-range setting.
     """
 
+    name = "haar"
+
     def __init__(
         self,
         cascade_path: str | os.PathLike | None = None,
         scale_factor: float = DEFAULT_SCALE_FACTOR,
         min_neighbors: int = DEFAULT_MIN_NEIGHBORS,
-        min_size: int = DEFAULT_MIN_SIZE,
-        detect_scale: float = DEFAULT_DETECT_SCALE,
+        min_size: int = 60,
+        detect_scale: float = 0.5,
     ) -> None:
         if not scale_factor > 1.0:
             raise DetectorError(f"scale_factor {scale_factor}: expected a number greater than 1 (e.g. 1.1-1.4)")
@@ -82,52 +75,26 @@ class HaarDetector:
             self.cascade = None
         if self.cascade is None or self.cascade.empty():
             raise DetectorError(f"{path}: not an OpenCV Haar cascade XML file; pass one such as {DEFAULT_CASCADE}")
-        self.cascade_path = path
+        self.model_path = path
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
         self.min_size = int(min_size)
         self.detect_scale = float(detect_scale)
 
-    def detect(self, frame_or_gray: np.ndarray) -> list[Box]:
-        """Face boxes (x, y, w, h) in the source frame's pixels, left to right.
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Faces in the source frame's pixels, left to right (score 1.0: a cascade has none).
 
         Args:
-            frame_or_gray: a gray, BGR or BGRA image of any size.
+            frame: a gray, BGR or BGRA image of any size.
         """
-        gray = to_gray(frame_or_gray)
+        gray = to_gray(frame)
         height, width = gray.shape
-        scale = self.detect_scale
-        if scale < 1.0:
-            small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            # INTER_AREA averages pixels when shrinking, which keeps the cascade's features intact.
-            small = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA)
-            scale_x, scale_y = width / small_size[0], height / small_size[1]
-        else:
-            small, scale_x, scale_y = gray, 1.0, 1.0
+        small, scale_x, scale_y = shrink_for_detection(gray, self.detect_scale)
         min_side = max(1, round(self.min_size / scale_x))
         if min(small.shape) < min_side:
             return []
         found = self.cascade.detectMultiScale(
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
         )
-        boxes = [_scale_box(box, scale_x, scale_y, width, height) for box in np.asarray(found).reshape(-1, 4)]
-        return sorted((box for box in boxes if box[2] > 0 and box[3] > 0), key=lambda b: (b[0], b[1]))
-
-
-def _scale_box(box: Sequence[int], scale_x: float, scale_y: float, width: int, height: int) -> Box:
-    x, y, w, h = (float(v) for v in box)
-    x0, y0 = max(0, round(x * scale_x)), max(0, round(y * scale_y))
-    x1, y1 = min(width, round((x + w) * scale_x)), min(height, round((y + h) * scale_y))
-    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax0, ay0, aw, ah = a
-    bx0, by0, bw, bh = b
-    inter_w = min(ax0 + aw, bx0 + bw) - max(ax0, bx0)
-    inter_h = min(ay0 + ah, by0 + bh) - max(ay0, by0)
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    return float(inter / (aw * ah + bw * bh - inter))
+        boxes = [scale_box(box, scale_x, scale_y, width, height) for box in np.asarray(found).reshape(-1, 4)]
+        return [Detection(box) for box in sorted((b for b in boxes if b[2] > 0 and b[3] > 0), key=lambda b: (b[0], b[1]))]

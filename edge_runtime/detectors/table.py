@@ -1,0 +1,145 @@
+"""The table of face detectors: one row per detector, with named fields.
+
+`edge-run --detector`, `EmotionDetector(detector=...)` and `edge-bench pipeline/scene` read
+their choices, defaults, model files and crop mappings from here; adding a detector is adding a
+row and its class.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A third-party model file a detector needs, pinned to one upstream version.
+
+    Attributes:
+        file_name: name in the cache folder.
+        url: the pinned upstream address (a fixed commit, so the bytes never change).
+        sha256: the bytes' hash; a download or cached copy with another hash is refused.
+        size: bytes, for a download's sanity limit.
+        licence: its licence and copyright holder.
+        trained_on: the data set the weights were trained on.
+    """
+
+    file_name: str
+    url: str
+    sha256: str
+    size: int
+    licence: str
+    trained_on: str
+
+
+@dataclass(frozen=True)
+class CropMapping:
+    """How a detector's box becomes the face crop the model expects (FER-2013's framing).
+
+    The crop is centred on the box's centre moved by (shift_x * w, shift_y * h); its side is
+    `scale` times the box's side (the larger one when `square`, so the face keeps its aspect
+    ratio, as FER-2013's square crops do). With `align_eyes` the crop is rotated about its
+    centre so the eye landmarks are level (detectors with landmarks only). Measured per
+    detector with `tools/measure_crop.py` (see the README).
+    """
+
+    scale: float = 1.0
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    square: bool = True
+    align_eyes: bool = False
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """One face detector.
+
+    Attributes:
+        name: `--detector` value.
+        description: one line for help texts and tables.
+        needs: what it needs to run.
+        module: module holding the class, imported only when chosen.
+        class_name: the class in `module`.
+        model_file: the file it needs that no wheel ships (fetched and verified), or None.
+        detect_scale: default factor of the copy it runs on.
+        min_size: default smallest face side, in source pixels.
+        score_threshold: default least score a face needs (None: the detector has no score).
+        crop: how its boxes map onto the model's crop.
+        landmarks: True when it returns the five face landmarks.
+    """
+
+    name: str
+    description: str
+    needs: str
+    module: str
+    class_name: str
+    model_file: ModelFile | None
+    detect_scale: float
+    min_size: int
+    score_threshold: float | None
+    crop: CropMapping
+    landmarks: bool
+
+
+YUNET_FILE = ModelFile(
+    file_name="face_detection_yunet_2026may.onnx",
+    url=(
+        "https://github.com/opencv/opencv_zoo/raw/47534e27c9851bb1128ccc0102f1145e27f23f98/"
+        "models/face_detection_yunet/face_detection_yunet_2026may.onnx"
+    ),
+    sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+    size=229_738,
+    licence="MIT, copyright (c) 2020 Shiqi Yu (OpenCV Zoo, models/face_detection_yunet/LICENSE)",
+    trained_on="WIDER FACE",
+)
+
+DETECTORS: tuple[DetectorInfo, ...] = (
+    DetectorInfo(
+        name="yunet",
+        description="YuNet CNN (OpenCV Zoo): tilted and turned faces, scores and five landmarks",
+        needs="OpenCV >= 4.8 (cv2.FaceDetectorYN) and a 230 KB ONNX file, fetched once and verified",
+        module="edge_runtime.detectors.yunet",
+        class_name="YuNetDetector",
+        model_file=YUNET_FILE,
+        detect_scale=0.5,
+        min_size=24,
+        score_threshold=0.6,
+        # Measured with tools/measure_crop.py on PublicTest scene frames (README, "Detectors").
+        crop=CropMapping(scale=1.0, shift_x=0.0, shift_y=0.0, square=True, align_eyes=False),
+        landmarks=True,
+    ),
+    DetectorInfo(
+        name="haar",
+        description="OpenCV's frontal-face Haar cascade (the seed's detector): no download, frontal faces only",
+        needs="OpenCV 4.x (OpenCV 5 ships no cascades)",
+        module="edge_runtime.detectors.haar",
+        class_name="HaarDetector",
+        model_file=None,
+        detect_scale=0.5,
+        min_size=60,
+        score_threshold=None,
+        # A Haar box of a FER face matches the FER crop (median margin +0.003 of the side).
+        crop=CropMapping(scale=1.0, square=True),
+        landmarks=False,
+    ),
+)
+
+DETECTOR_NAMES = tuple(row.name for row in DETECTORS)
+# `auto` tries the rows in this order and takes the first that can run here.
+AUTO_ORDER = ("yunet", "haar")
+
+
+def get_detector_info(name: str) -> DetectorInfo:
+    """Returns the DETECTORS row called `name`.
+
+    Raises:
+        DetectorError: naming the choices and the closest one.
+    """
+    from edge_runtime.detectors.base import DetectorError
+
+    for row in DETECTORS:
+        if row.name == name:
+            return row
+    close = difflib.get_close_matches(name, DETECTOR_NAMES, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise DetectorError(f"Unknown detector '{name}'. Choose one of: {', '.join(('auto', *DETECTOR_NAMES))}.{hint}")
