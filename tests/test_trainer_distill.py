@@ -163,7 +163,7 @@ def test_presets_are_complete_recipes(tmp_path):
     seed = make_config("d", "o", preset="seed")
     assert seed.optimizer == "adam" and seed.epochs == 60
     assert make_config("d", "o", preset="edge-v1").epochs == 40
-    assert set(PRESETS) == {"seed", "edge-v1", "teacher", "teacher-wide", "edge-v2"}
+    assert set(PRESETS) == {"seed", "edge-v1", "teacher", "teacher-wide", "edge-v2", "teacher-vgg", "teacher-resnet", "edge-v3"}
 
 
 def test_preset_errors(tmp_path):

@@ -14,7 +14,11 @@ import typer
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from edge_runtime.labels import LABELS  # noqa: E402
+from trainer.augment import CROP_JITTERS  # noqa: E402
+from trainer.config import PRESETS  # noqa: E402
 from trainer.fer2013 import DataError  # noqa: E402
+from trainer.optimizers import OPTIMIZERS, SCHEDULES  # noqa: E402
+from trainer.views import VIEWS  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the facial-emotion CNN on FER-2013.")
 
@@ -23,14 +27,20 @@ class Arch(str, Enum):
     edge = "edge"
     edge_wide = "edge-wide"
     seed = "seed"
+    vgg = "vgg"
+    resnet18 = "resnet18"
 
 
-class Preset(str, Enum):
-    seed = "seed"
-    edge_v1 = "edge-v1"
-    teacher = "teacher"
-    teacher_wide = "teacher-wide"
-    edge_v2 = "edge-v2"
+def _choices(name: str, table: dict) -> type[Enum]:
+    """A typer choice Enum whose values are a table's names (typer writes 'not one of ...')."""
+    return Enum(name, {key.replace("-", "_"): key for key in table}, type=str)
+
+
+Preset = _choices("Preset", PRESETS)
+Optimizer = _choices("Optimizer", OPTIMIZERS)
+Schedule = _choices("Schedule", SCHEDULES)
+CropJitter = _choices("CropJitter", CROP_JITTERS)
+Views = _choices("Views", VIEWS)
 
 
 class ClassWeight(str, Enum):
@@ -44,17 +54,36 @@ def main(
     out: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints, model.keras and reports.")] = None,
     preset: Annotated[Optional[Preset], typer.Option(help="A published recipe (MODEL_CARD.md): edge-v2 is the bundled model's.")] = None,
     arch: Annotated[
-        Optional[Arch], typer.Option(help="Network: 'edge' (default), 'edge-wide', or 'seed' (the seed's network and recipe).")
+        Optional[Arch],
+        typer.Option(
+            help="Network: 'edge' (default), 'edge-wide', 'seed' (the seed's network and recipe), "
+            "or a large teacher: 'vgg' (40M parameters), 'resnet18' (11M)."
+        ),
     ] = None,
     epochs: Annotated[Optional[int], typer.Option(min=0, help="Epochs (default: the architecture's recipe).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Faces per step.")] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option(help="'sgd' uses Nesterov momentum (--momentum).")] = None,
+    schedule: Annotated[
+        Optional[Schedule],
+        typer.Option(help="Learning rate: 'cosine' with warm-up, 'plateau' (lowered when val_accuracy stalls), 'inverse-time'."),
+    ] = None,
     learning_rate: Annotated[Optional[float], typer.Option(min=0.0, help="Peak learning rate.")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(min=0.0, help="AdamW decoupled weight decay.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(min=0.0, help="Decoupled weight decay (AdamW, SGD).")] = None,
+    momentum: Annotated[Optional[float], typer.Option(min=0.0, max=0.999, help="SGD's Nesterov momentum.")] = None,
     label_smoothing: Annotated[Optional[float], typer.Option(min=0.0, max=0.5)] = None,
     augment: Annotated[
         Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, rotate, zoom, brightness, contrast.")
     ] = None,
     erasing: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Random-erasing probability per face (0: off).")] = None,
+    crop_jitter: Annotated[
+        Optional[CropJitter], typer.Option(help="Crop shifts and scales: 'fer' (FER-2013's framing) or 'detector' (the face detectors').")
+    ] = None,
+    mixup: Annotated[Optional[float], typer.Option(min=0.0, help="Mixup with blend weights from Beta(ALPHA, ALPHA) (0: off).")] = None,
+    cutmix: Annotated[Optional[float], typer.Option(min=0.0, help="Cutmix with kept areas from Beta(ALPHA, ALPHA) (0: off).")] = None,
+    tta: Annotated[
+        Optional[Views],
+        typer.Option(help="Views averaged for the teachers' targets and the test-time figures: none, flip, crops (ten-crop)."),
+    ] = None,
     teacher: Annotated[
         Optional[list[Path]],
         typer.Option(exists=True, dir_okay=False, help="A trained .keras model to distil from (repeat for an ensemble)."),
@@ -90,11 +119,18 @@ def main(
                 preset.value if preset else None,
                 epochs=epochs,
                 batch_size=batch_size,
+                optimizer=optimizer.value if optimizer else None,
+                schedule=schedule.value if schedule else None,
                 learning_rate=learning_rate,
                 weight_decay=weight_decay,
+                momentum=momentum,
                 label_smoothing=label_smoothing,
                 augment=augment,
+                crop_jitter=crop_jitter.value if crop_jitter else None,
                 erasing=erasing,
+                mixup=mixup,
+                cutmix=cutmix,
+                tta=tta.value if tta else None,
                 teachers=tuple(str(path) for path in teacher) if teacher else None,
                 distill_weight=distill_weight,
                 distill_temperature=distill_temperature,
@@ -125,6 +161,8 @@ def _print_summary(metrics: dict, out: Path) -> None:
         f"\nval_accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
         f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}  training {minutes:.1f} min"
     )
+    if "val_tta" in metrics:
+        print(f"val_accuracy averaged over views ({metrics['tta']}) {metrics['val_tta']['accuracy']:.4f}")
     per_class = metrics["val"]["per_class"]
     print("  " + "  ".join(f"{label} {per_class[label]['recall']:.2f}" for label in LABELS) + "  (recall)")
     print(f"artifacts in {out}: model.keras, metrics.json, history.csv, curves.png, confusion_matrix.png")

@@ -19,15 +19,27 @@ class TrainConfig:
         arch: a name from `trainer.models.ARCHITECTURES`.
         epochs: epochs to run (0 with `weights`: evaluate and package existing weights).
         batch_size: faces per step.
-        optimizer: "adamw" (cosine schedule with warm-up) or "adam" (the seed's Adam with
-            Keras 2 style `decay`).
-        learning_rate: peak learning rate.
-        weight_decay: AdamW decoupled weight decay.
-        lr_decay: the seed's per-step decay, lr = lr0 / (1 + lr_decay * step) (adam only).
-        warmup_epochs: linear warm-up before the cosine decay (adamw only).
+        optimizer: a name from `trainer.optimizers.OPTIMIZERS`: "adamw", "adam" or "sgd"
+            (Nesterov momentum).
+        schedule: a name from `trainer.optimizers.SCHEDULES`: "cosine" (with warm-up),
+            "plateau" (ReduceLROnPlateau on val_accuracy) or "inverse-time" (the seed's).
+        learning_rate: peak (cosine) or starting learning rate.
+        weight_decay: decoupled weight decay (adamw, sgd).
+        momentum: SGD's Nesterov momentum.
+        lr_decay: the seed's per-step decay, lr = lr0 / (1 + lr_decay * step) (inverse-time only).
+        warmup_epochs: linear warm-up before the cosine decay (cosine only).
+        plateau_factor: the learning rate is multiplied by this on a plateau (plateau only).
+        plateau_patience: epochs without a better val_accuracy that make a plateau (plateau only).
         label_smoothing: cross-entropy label smoothing.
         augment: flips, shifts, rotations, zoom, brightness and contrast.
+        crop_jitter: a name from `trainer.augment.CROP_JITTERS`: how far the shifts and zoom
+            move the crop ("fer": around FER-2013's framing; "detector": the face detectors').
         erasing: probability of random erasing per face (with augment; 0: off).
+        mixup: Beta(alpha, alpha) of mixup's blend weight (0: off).
+        cutmix: Beta(alpha, alpha) of cutmix's kept area (0: off; with mixup too, each batch
+            is mixed one way or the other).
+        tta: a name from `trainer.views.VIEWS`: the views averaged for the teachers'
+            targets and for the test-time-averaged figures in metrics.json.
         teachers: trained models (.keras) whose averaged predictions the network also learns from.
         distill_weight: share of the loss given to matching the teachers (with teachers).
         distill_temperature: softening temperature for distillation.
@@ -44,13 +56,21 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     optimizer: str = "adamw"
+    schedule: str = "cosine"
     learning_rate: float = 2e-3
     weight_decay: float = 0.004
+    momentum: float = 0.9
     lr_decay: float = 0.0
     warmup_epochs: int = 1
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
     label_smoothing: float = 0.1
     augment: bool = True
+    crop_jitter: str = "fer"
     erasing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    tta: str = "flip"
     teachers: tuple[str, ...] = ()
     distill_weight: float = 0.7
     distill_temperature: float = 2.0
@@ -69,6 +89,8 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        # Runs written before the schedule was its own setting: Adam implied the seed's decay.
+        data.setdefault("schedule", "inverse-time" if data.get("optimizer") == "adam" else "cosine")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -81,6 +103,7 @@ RECIPES: dict[str, dict] = {
     "seed": dict(
         epochs=60,
         optimizer="adam",
+        schedule="inverse-time",
         learning_rate=1e-4,
         weight_decay=0.0,
         lr_decay=1e-6,
@@ -89,6 +112,21 @@ RECIPES: dict[str, dict] = {
         augment=False,
         patience=0,
     ),
+    # The published FER-2013 VGG variant's: SGD with Nesterov momentum from 0.01, the rate
+    # x0.75 after 5 epochs without a better validation accuracy, ten-crop evaluation.
+    "vgg": dict(
+        optimizer="sgd",
+        schedule="plateau",
+        learning_rate=0.01,
+        weight_decay=5e-4,
+        warmup_epochs=0,
+        plateau_factor=0.75,
+        plateau_patience=5,
+        tta="crops",
+    ),
+    # ResNet-18 as trained on small images: SGD with Nesterov momentum from 0.1, two warm-up
+    # epochs, cosine decay, ten-crop evaluation.
+    "resnet18": dict(optimizer="sgd", learning_rate=0.1, weight_decay=5e-4, warmup_epochs=2, tta="crops"),
 }
 
 
@@ -104,10 +142,27 @@ PRESETS: dict[str, dict] = {
     "teacher-wide": dict(arch="edge-wide", epochs=100, batch_size=128, erasing=0.5, patience=0),
     # The bundled model: edge-wide distilled from the teachers' averaged predictions.
     "edge-v2": dict(arch="edge-wide", epochs=120, batch_size=128, erasing=0.25, patience=0, distill_weight=0.7, distill_temperature=2.0),
+    # Large teachers with their architectures' published recipes (RECIPES), trained long with
+    # random erasing (EXPERIMENTS.md, round 3).
+    "teacher-vgg": dict(arch="vgg", epochs=300, batch_size=64, erasing=0.5, patience=0),
+    "teacher-resnet": dict(arch="resnet18", epochs=200, batch_size=128, mixup=0.2, erasing=0.5, patience=0),
+    # The next edge student: edge-wide distilled from the large teachers' ten-crop averages,
+    # with the crop jitter of the runtime's face detectors, for a longer schedule.
+    "edge-v3": dict(
+        arch="edge-wide",
+        epochs=200,
+        batch_size=128,
+        crop_jitter="detector",
+        erasing=0.25,
+        patience=0,
+        distill_weight=0.7,
+        distill_temperature=2.0,
+        tta="crops",
+    ),
 }
 
 # Presets that only make sense with teachers given by --teacher.
-DISTILLED_PRESETS = frozenset({"edge-v2"})
+DISTILLED_PRESETS = frozenset({"edge-v2", "edge-v3"})
 
 
 class ConfigError(ValueError):
@@ -136,4 +191,25 @@ def make_config(data: str, out: str, arch: str | None = None, preset: str | None
         arch = arch or "edge"
         recipe = RECIPES[arch]
     base = replace(TrainConfig(data=data, out=out, arch=arch), **recipe)
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    _check_choices(config)
+    return config
+
+
+def _check_choices(config: TrainConfig) -> None:
+    """Names that must be rows of their tables (the CLI's choices come from the same tables)."""
+    from trainer.augment import CROP_JITTERS
+    from trainer.optimizers import OPTIMIZERS, SCHEDULES
+    from trainer.views import VIEWS
+
+    for option, value, table in (
+        ("--optimizer", config.optimizer, OPTIMIZERS),
+        ("--schedule", config.schedule, SCHEDULES),
+        ("--crop-jitter", config.crop_jitter, CROP_JITTERS),
+        ("--tta", config.tta, VIEWS),
+    ):
+        if value not in table:
+            raise ConfigError(f"{option} {value}: unknown; expected one of {', '.join(table)}")
+    for option, value in (("--mixup", config.mixup), ("--cutmix", config.cutmix)):
+        if value < 0:
+            raise ConfigError(f"{option} {value}: expected a Beta alpha >= 0 (0: off)")

@@ -19,7 +19,8 @@ from edge_runtime.labels import NUM_CLASSES
 
 @keras.saving.register_keras_serializable(package="edge_emotion")
 class HorizontalFlip(layers.Layer):
-    """Mirrors faces left to right (the teachers see both views and average them)."""
+    """Mirrors faces left to right. Kept registered so that checkpoints of runs that
+    distilled before `trainer.views` existed still load for --resume."""
 
     def call(self, inputs):
         return ops.flip(inputs, axis=2)
@@ -63,15 +64,19 @@ def student_accuracy(y_true, y_pred):
 student_accuracy.__name__ = "accuracy"
 
 
-def build_teacher_ensemble(paths: list[str], input_shape: tuple[int, ...]) -> keras.Model:
-    """One frozen model that averages every teacher's probabilities over a face and its mirror.
+def build_teacher_ensemble(paths: list[str], input_shape: tuple[int, ...], views: str = "flip") -> keras.Model:
+    """One frozen model that averages every teacher's probabilities over the test-time views
+    of each face (`trainer.views.VIEWS`: the face and its mirror by default).
 
     Raises:
         ValueError: a teacher that cannot be loaded or does not output NUM_CLASSES probabilities.
     """
+    from trainer.view_layers import StackedViews, ViewMean
+    from trainer.views import VIEWS
+
     inputs = keras.Input(input_shape, name="face")
-    mirrored = HorizontalFlip(name="mirror")(inputs)
-    views = []
+    stacked = StackedViews(views, name="views")(inputs)
+    outputs = []
     for index, path in enumerate(paths):
         try:
             loaded = keras.models.load_model(path, compile=False)
@@ -85,8 +90,8 @@ def build_teacher_ensemble(paths: list[str], input_shape: tuple[int, ...]) -> ke
         # A fresh wrapper gives each teacher a unique name inside the training model.
         teacher = keras.Model(loaded.input, loaded.output, name=f"teacher_{index}")
         teacher.trainable = False
-        views += [teacher(inputs, training=False), teacher(mirrored, training=False)]
-    averaged = views[0] if len(views) == 1 else layers.Average(name="teacher_mean")(views)
-    ensemble = keras.Model(inputs, averaged, name="teachers")
+        outputs.append(teacher(stacked, training=False))
+    averaged = outputs[0] if len(outputs) == 1 else layers.Average(name="teacher_mean")(outputs)
+    ensemble = keras.Model(inputs, ViewMean(VIEWS[views].count, name="view_mean")(averaged), name="teachers")
     ensemble.trainable = False
     return ensemble

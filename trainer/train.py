@@ -107,14 +107,19 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     )
 
     if config.epochs > state["epochs_done"]:
-        callback = _EpochCheckpoint(keras, paths, config, state, arch.name, spec)
+        callbacks = [_EpochCheckpoint(keras, paths, config, state, arch.name, spec)]
+        if config.schedule == "plateau":
+            from trainer.optimizers import plateau_callback
+
+            # First, so that the epoch's checkpoint holds the plateau counters it updated.
+            callbacks.insert(0, plateau_callback(keras, config, state))
         y_val_one_hot = keras.utils.to_categorical(y_val, NUM_CLASSES)
         model.fit(
-            **_fit_inputs(keras, x_train, y_train, x_val, y_val_one_hot, config.batch_size, config.seed),
+            **_fit_inputs(keras, config, x_train, y_train, x_val, y_val_one_hot, state["epochs_done"]),
             epochs=config.epochs,
             initial_epoch=state["epochs_done"],
             class_weight=_class_weights(data.split("train").labels) if config.class_weight == "balanced" else None,
-            callbacks=[callback],
+            callbacks=callbacks,
             verbose=1 if sys.stdout.isatty() else 2,
         )
     elif not paths.best.exists():
@@ -144,6 +149,8 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
     import keras
 
     if from_checkpoint:
+        # Registers the custom layers and loss that a distilling run's checkpoint holds.
+        from trainer import distill, view_layers  # noqa: F401
         from trainer.augment import allow_xla
 
         # The .keras checkpoint holds the optimizer too: its step count keeps the schedule in place.
@@ -166,14 +173,15 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
         inputs = keras.Input(network.input_shape[1:], name="face")
         faces = inputs
         if config.augment:
-            augmenter = build_augmenter(config.seed, value_range=(spec.offset, 255.0 * spec.scale + spec.offset), erasing=config.erasing)
+            value_range = (spec.offset, 255.0 * spec.scale + spec.offset)
+            augmenter = build_augmenter(config.seed, value_range, erasing=config.erasing, crop_jitter=config.crop_jitter)
             faces = augmenter(inputs)
         outputs = network(faces)
         if config.teachers:
             from trainer.distill import build_teacher_ensemble
 
             try:
-                teachers = build_teacher_ensemble(list(config.teachers), network.input_shape[1:])
+                teachers = build_teacher_ensemble(list(config.teachers), network.input_shape[1:], views=config.tta)
             except ValueError as error:
                 raise TrainingError(str(error)) from None
             # The teachers see the same augmented faces as the student.
@@ -188,7 +196,9 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metrics = ["accuracy"]
-    model.compile(optimizer=_optimizer(keras, config, steps_per_epoch), loss=loss, metrics=metrics)
+    from trainer.optimizers import build_optimizer
+
+    model.compile(optimizer=build_optimizer(keras, config, steps_per_epoch), loss=loss, metrics=metrics)
     return model
 
 
@@ -215,40 +225,34 @@ def _device(keras) -> str:
     return "tensorflow/GPU" if tf.config.list_physical_devices("GPU") else "tensorflow/CPU"
 
 
-def _optimizer(keras, config: TrainConfig, steps_per_epoch: int):
-    if config.optimizer == "adam":
-        # Keras 2's Adam(decay=d) meant lr / (1 + d * step); InverseTimeDecay is exactly that.
-        schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, 1, config.lr_decay)
-        return keras.optimizers.Adam(learning_rate=schedule)
-    warmup_steps = config.warmup_epochs * steps_per_epoch
-    decay_steps = max(1, config.epochs * steps_per_epoch - warmup_steps)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate / 10 if warmup_steps else config.learning_rate,
-        decay_steps=decay_steps,
-        alpha=0.01,
-        warmup_target=config.learning_rate if warmup_steps else None,
-        warmup_steps=warmup_steps,
-    )
-    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, first_epoch: int) -> dict:
+    """The data arguments of `fit`: tf.data pipelines on TensorFlow, plain arrays elsewhere,
+    and mixed batches (`trainer.mixing`) on every backend when mixup or cutmix is on.
 
-
-def _fit_inputs(keras, x_train, y_train, x_val, y_val, batch_size: int, seed: int) -> dict:
-    """The data arguments of `fit`: tf.data pipelines on TensorFlow, plain arrays elsewhere.
-
-    Augmentation is part of the training model, so the input side only shuffles and batches,
-    and the same loop runs on the TensorFlow, JAX and PyTorch backends (a GPU box without
-    TensorFlow can train with KERAS_BACKEND=jax). On TensorFlow the pipelines are built here
-    because Keras's own array adapter asks TF 2.21 for a dataset option it does not know and
-    logs an error line every epoch.
+    Augmentation is part of the training model, so the input side only shuffles, batches and
+    mixes, and the same loop runs on the TensorFlow, JAX and PyTorch backends (a GPU box
+    without TensorFlow can train with KERAS_BACKEND=jax). On TensorFlow the pipelines are
+    built here because Keras's own array adapter asks TF 2.21 for a dataset option it does
+    not know and logs an error line every epoch.
     """
+    if config.mixup > 0 or config.cutmix > 0:
+        from trainer.mixing import mixed_batches
+
+        train = dict(x=mixed_batches(keras, x_train, y_train, config.batch_size, config.seed, config.mixup, config.cutmix, first_epoch))
+    elif keras.backend.backend() != "tensorflow":
+        train = dict(x=x_train, y=y_train, batch_size=config.batch_size, shuffle=True)
+    else:
+        import tensorflow as tf
+
+        batches = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        batches = batches.shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+        train = dict(x=batches.prefetch(tf.data.AUTOTUNE))
     if keras.backend.backend() != "tensorflow":
-        return dict(x=x_train, y=y_train, batch_size=batch_size, shuffle=True, validation_data=(x_val, y_val), validation_batch_size=256)
+        return dict(**train, validation_data=(x_val, y_val), validation_batch_size=256)
     import tensorflow as tf
 
-    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
-    train = train.shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(256)
-    return dict(x=train.prefetch(tf.data.AUTOTUNE), validation_data=val.prefetch(tf.data.AUTOTUNE))
+    return dict(**train, validation_data=val.prefetch(tf.data.AUTOTUNE))
 
 
 def _class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -334,9 +338,17 @@ def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_
         "config": config.to_dict(),
         "version": __version__,
     }
+    if config.tta != "none":
+        from trainer.view_layers import averaged_over_views
+
+        averaged = averaged_over_views(best, config.tta)
+        metrics["tta"] = config.tta
+        metrics["val_tta"] = classification_report(y_val, _predict(averaged, x_val))
     if len(data.split("test")):
         x_test = gray48_to_input(data.split("test").images, spec)
         metrics["test"] = classification_report(data.split("test").labels, _predict(best, x_test))
+        if config.tta != "none":
+            metrics["test_tta"] = classification_report(data.split("test").labels, _predict(averaged, x_test))
     _write_history(paths.root / "history.csv", state["history"])
     write_json_atomic(paths.root / "metrics.json", metrics)
     if state["history"]:
