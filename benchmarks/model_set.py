@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.model_bench import guess_format
 from benchmarks.rows import failed_row, module_available, skipped_row
 from edge_runtime.atomic import write_json_atomic
-from edge_runtime.default_model import BUNDLED_MODELS, MODELS_DIR
+from edge_runtime.default_model import MODELS_DIR, bundled_file
 from edge_runtime.formats import FORMATS, get_format
 from edge_runtime.metadata import file_sha256
 from trainer.fer2013 import default_cache_dir
@@ -39,7 +39,7 @@ class ModelSet:
 
 
 def bundled_keras() -> Path:
-    return MODELS_DIR / BUNDLED_MODELS["keras"]
+    return bundled_file("keras")
 
 
 def bundled_files() -> list[Path]:

@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+# The Keras master needs TensorFlow, so the runtime wheel leaves it out: it stays in the
+# repository's models/ folder, next to the runtime package in a clone.
+MASTER_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 # Backend name -> bundled file (metadata inside the ONNX file, in a .json sidecar otherwise).
 BUNDLED_MODELS: dict[str, str] = {
@@ -31,6 +34,11 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
 
 class DefaultModelError(RuntimeError):
     """No bundled model can be run here; the message says what to install or pass."""
+
+
+def bundled_file(backend: str) -> Path:
+    """Where the bundled file of `backend` lives (the Keras master: the repository's models/)."""
+    return (MASTER_MODELS_DIR if backend == "keras" else MODELS_DIR) / BUNDLED_MODELS[backend]
 
 
 def _installed(module: str) -> bool:
@@ -54,7 +62,7 @@ def default_backend() -> str:
     """
     installed = installed_backends()
     for name in installed:
-        if (MODELS_DIR / BUNDLED_MODELS[name]).is_file():
+        if bundled_file(name).is_file():
             return name
     if not installed:
         raise DefaultModelError('no inference runtime is installed; pip install "edge-emotion[onnx]" (or [tflite])')
@@ -72,7 +80,7 @@ def default_model_path(backend: str = "auto") -> Path:
     name = default_backend() if backend == "auto" else backend
     if name not in BUNDLED_MODELS:
         raise DefaultModelError(f"no bundled model for backend '{backend}'; choose one of {', '.join(BUNDLED_MODELS)}")
-    return MODELS_DIR / BUNDLED_MODELS[name]
+    return bundled_file(name)
 
 
 def resolve_model(model: str | os.PathLike | None, backend: str = "auto") -> tuple[Path, str]:

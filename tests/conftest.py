@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,26 @@ import pytest
 from tests.synthetic import write_csv, write_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SHARED_FER = Path(__file__).resolve().parents[1].parent / "shared" / "fer2013"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_FER = SHARED / "fer2013"
+SHARED_YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
+
+# Tests never touch the user's cache or the network: they get a cache of their own (set here,
+# before anything reads it, so subprocesses inherit it too), holding the YuNet file from
+# ../shared/models when it is there, and a download mirror on a closed local port.
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="edge-emotion-test-cache-"))
+os.environ["EDGE_EMOTION_CACHE"] = str(TEST_CACHE)
+# Libraries underneath (matplotlib's font list, anything XDG-aware) cache there too, not in ~/.cache.
+os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE / "xdg")
+os.environ["MPLCONFIGDIR"] = str(TEST_CACHE / "matplotlib")
+os.environ["EDGE_EMOTION_MODEL_MIRROR"] = "http://127.0.0.1:9"
+if SHARED_YUNET.is_file():
+    (TEST_CACHE / "models").mkdir(parents=True)
+    shutil.copyfile(SHARED_YUNET, TEST_CACHE / "models" / SHARED_YUNET.name)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import benchmarks
-from edge_runtime.default_model import MODELS_DIR
+from edge_runtime.default_model import MODELS_DIR, bundled_file
 from edge_runtime.sources import demo_clip_path
 
 # Makes TensorFlow and Keras unimportable (and invisible to find_spec), as on a runtime-only install.
@@ -58,7 +58,7 @@ def test_every_runtime_module_imports_without_tensorflow():
 def test_pipeline_without_tensorflow_skips_keras_and_seed_style(tmp_path):
     pytest.importorskip("onnxruntime")
     out = tmp_path / "p.json"
-    models = [MODELS_DIR / "emotion.keras", MODELS_DIR / "emotion_int8.onnx"]
+    models = [bundled_file("keras"), MODELS_DIR / "emotion_int8.onnx"]
     code = BLOCK_TENSORFLOW + (
         "from benchmarks.cli import app\n"
         f"app(['pipeline', *{[str(m) for m in models]!r}, '--max-frames', '3', '--warmup-frames', '1', '--threads', '1',"

@@ -123,6 +123,9 @@ def load_fer2013(path: str | os.PathLike, cache_dir: str | os.PathLike | None = 
 
 
 def _cache_key(source: Path, files: list[tuple[Path, str, str]] | None) -> str:
+    # Keyed by the resolved path and by each file's place inside the folder, so that every
+    # spelling of one folder (relative, absolute, through a link, with a trailing slash) shares
+    # one cache file.
     digest = hashlib.sha256(f"{CACHE_FORMAT}|{source.resolve()}".encode())
     if files is None:
         st = source.stat()
@@ -130,7 +133,7 @@ def _cache_key(source: Path, files: list[tuple[Path, str, str]] | None) -> str:
     else:
         for file, _, _ in files:
             st = file.stat()
-            digest.update(f"|{file}|{st.st_size}|{st.st_mtime_ns}".encode())
+            digest.update(f"|{file.relative_to(source).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
     return digest.hexdigest()[:20]
 
 
