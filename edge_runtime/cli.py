@@ -16,6 +16,7 @@ import typer
 
 from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH
 from edge_runtime.backends import BackendError
+from edge_runtime.cli_help import HelpCommand, VersionOption, examples
 from edge_runtime.default_model import DefaultModelError
 from edge_runtime.detector import (
     DEFAULT_DETECT_SCALE,
@@ -42,7 +43,16 @@ class BackendChoice(str, Enum):
     keras = "keras"
 
 
-@app.command()
+EXAMPLES = examples(
+    "edge-run --source demo --no-display --jsonl demo.jsonl   # the bundled clip, headless, one JSON record per face",
+    "edge-run                                                 # webcam 0, bundled model, a window (q or Esc quits)",
+    "edge-run --source clip.mp4 --no-display --csv faces.csv --save-video annotated.mp4",
+    "edge-run --source rtsp://camera.local/stream --backend tflite --threads 2 --detect-every 2",
+    "edge-run --source photos/ --no-display --jsonl photos.jsonl   # every image of a folder, in name order",
+)
+
+
+@app.command(cls=HelpCommand, epilog=EXAMPLES)
 def main(
     model: Annotated[
         Optional[Path],
@@ -95,6 +105,7 @@ def main(
         Optional[Path], typer.Option(dir_okay=False, help="Write the annotated video (.mp4, .avi, .mkv).")
     ] = None,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames.")] = None,
+    version: VersionOption = None,
 ) -> None:
     """Detect faces and classify their expression; a summary is printed at the end."""
     config = RunConfig(

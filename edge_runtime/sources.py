@@ -165,6 +165,8 @@ class LiveSource(FrameSource):
         self._stop = threading.Event()
         # Waiting on the stop event lets close() interrupt a backoff at once.
         self._sleep = sleep or self._stop.wait
+    if not text:  # Path("") is the current folder, which would be read as a folder of images
+        raise SourceError("the source is empty; expected a webcam index, a video, an image, a folder, a stream URL or 'demo'")
         self.target = target
         self.describe = f"camera index {target}" if isinstance(target, int) else f"stream {target}"
         self._factory = capture_factory

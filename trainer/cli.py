@@ -13,10 +13,12 @@ import typer
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) buries the progress bar.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
 from edge_runtime.labels import LABELS  # noqa: E402
 from trainer.augment import CROP_JITTERS  # noqa: E402
 from trainer.config import PRESETS  # noqa: E402
 from trainer.fer2013 import DataError  # noqa: E402
+from trainer.framework import framework_problem  # noqa: E402
 from trainer.optimizers import OPTIMIZERS, SCHEDULES  # noqa: E402
 from trainer.views import VIEWS  # noqa: E402
 
@@ -48,7 +50,15 @@ class ClassWeight(str, Enum):
     balanced = "balanced"
 
 
-@app.command()
+EXAMPLES = examples(
+    "edge-train --data ../shared/fer2013 --out runs/edge               # the default network and recipe",
+    "edge-train --data fer2013.csv --out runs/seed --preset seed       # the seed's network and recipe",
+    "edge-train --data ../shared/fer2013 --out runs/t1 --preset teacher  # a teacher for distillation",
+    "edge-train --resume runs/edge                                     # continue a stopped run",
+)
+
+
+@app.command(cls=HelpCommand, epilog=EXAMPLES)
 def main(
     data: Annotated[Optional[Path], typer.Option(help="fer2013.csv, or a folder with train/<class>/ and test/<class>/.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints, model.keras and reports.")] = None,
@@ -98,8 +108,13 @@ def main(
     ] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its last completed epoch.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for decoded data (default ~/.cache/edge-emotion).")] = None,
+    version: VersionOption = None,
 ) -> None:
     """Train, checkpointing every epoch; the best epoch is kept as RUN_DIR/model.keras."""
+    problem = framework_problem()
+    if problem:  # before the data: decoding FER-2013 takes a while and would be wasted
+        typer.echo(f"edge-train: error: {problem}", err=True)
+        raise typer.Exit(1)
     from trainer.config import ConfigError, TrainConfig, make_config
     from trainer.train import TrainingError, train
 
