@@ -18,29 +18,48 @@ from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH
 from edge_runtime.backends import BackendError
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples
 from edge_runtime.default_model import DefaultModelError
-from edge_runtime.detector import (
-    DEFAULT_DETECT_SCALE,
-    DEFAULT_MIN_NEIGHBORS,
-    DEFAULT_MIN_SIZE,
-    DEFAULT_SCALE_FACTOR,
-    DetectorError,
-)
+from edge_runtime.detectors import DETECTOR_NAMES, DetectorError, fetch_all
 from edge_runtime.display import DisplayError
+from edge_runtime.draw import OVERLAYS
+from edge_runtime.formats import BACKEND_NAMES
+from edge_runtime.limits import max_threads
 from edge_runtime.metadata import MetadataError
+from edge_runtime.output_paths import writes_to_stdout
 from edge_runtime.outputs import OutputError
-from edge_runtime.runner import RunConfig, run
-from edge_runtime.sources import SourceError
+from edge_runtime.runner import RunConfig, RunSummary, run
+from edge_runtime.sources import DEFAULT_MAX_REOPEN, DEFAULT_STALL_TIMEOUT_S, SourceError
+from edge_runtime.stopping import SIGNAL_NAMES, Stopped, stop_signals
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Facial-emotion recognition at the edge, live or headless.")
 
 DOMAIN_ERRORS = (BackendError, DefaultModelError, DetectorError, DisplayError, MetadataError, OutputError, SourceError)
 
+EXIT_STATUS_HELP = (
+    "Exit status: 0 when the source ended, --max-frames was reached or the window was closed; "
+    "1 for an error, a source of which no frame could be read, or a live source that stalled for good; "
+    "2 for a usage error; 130, 143 or 129 when stopped by Ctrl-C, SIGTERM or SIGHUP "
+    "(outputs are finished and the summary printed first)."
+)
 
-class BackendChoice(str, Enum):
-    auto = "auto"
-    onnx = "onnx"
-    tflite = "tflite"
-    keras = "keras"
+
+# Choices come from the tables, so a new backend, detector or overlay is a new row there.
+BackendChoice = Enum("BackendChoice", {name: name for name in ("auto", *BACKEND_NAMES)}, type=str)
+DetectorChoice = Enum("DetectorChoice", {name: name for name in ("auto", *DETECTOR_NAMES)}, type=str)
+OverlayChoice = Enum("OverlayChoice", {name: name for name in OVERLAYS}, type=str)
+DEFAULT_DETECTOR, DEFAULT_OVERLAY = DetectorChoice("auto"), OverlayChoice("bars")
+
+
+def _fetch_models(value: bool) -> None:
+    """`--fetch-models`: download and verify every detector file now, then exit."""
+    if not value:
+        return
+    try:
+        for path in fetch_all():
+            typer.echo(f"ok {path}")
+    except DetectorError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(0)
 
 
 EXAMPLES = examples(
@@ -52,7 +71,7 @@ EXAMPLES = examples(
 )
 
 
-@app.command(cls=HelpCommand, epilog=EXAMPLES)
+@app.command(cls=HelpCommand, epilog=f"{EXAMPLES}\n\n{EXIT_STATUS_HELP}")
 def main(
     model: Annotated[
         Optional[Path],
@@ -61,19 +80,43 @@ def main(
     backend: Annotated[
         BackendChoice, typer.Option(help="Inference runtime; auto: by the model's suffix (bundled: onnx, tflite, keras).")
     ] = BackendChoice.auto,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads (default: the runtime's).")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(min=1, max=max_threads(), help="Inference threads (default: the runtime's).")
+    ] = None,
     source: Annotated[
         str, typer.Option(help="Webcam index, video file, image, folder of images, rtsp/http URL, or 'demo'.")
     ] = "0",
+    detector: Annotated[
+        DetectorChoice,
+        typer.Option(help="Face detector; auto: YuNet when its file is cached or can be fetched, else Haar (the seed's)."),
+    ] = DEFAULT_DETECTOR,
+    detector_model: Annotated[
+        Optional[Path],
+        typer.Option(exists=True, dir_okay=False, help="YuNet ONNX file to use instead of the cached download."),
+    ] = None,
+    fetch_models: Annotated[
+        bool,
+        typer.Option("--fetch-models", is_eager=True, callback=_fetch_models,
+                     help="Download and verify the detector files into the cache, then exit (for offline devices)."),
+    ] = False,
+    score_threshold: Annotated[
+        Optional[float], typer.Option(min=0.01, max=0.99, help="Least YuNet face score (default: 0.6).")
+    ] = None,
     cascade: Annotated[
         Optional[Path], typer.Option(exists=True, dir_okay=False, help="Haar cascade XML (default: OpenCV's frontal face).")
     ] = None,
-    scale_factor: Annotated[float, typer.Option(min=1.01, help="Haar pyramid step; larger is faster.")] = DEFAULT_SCALE_FACTOR,
-    min_neighbors: Annotated[int, typer.Option(min=0, help="Haar hits a face needs; larger, fewer false faces.")] = DEFAULT_MIN_NEIGHBORS,
-    min_size: Annotated[int, typer.Option(min=1, help="Smallest face side, in source pixels.")] = DEFAULT_MIN_SIZE,
+    scale_factor: Annotated[float, typer.Option(min=1.01, help="Haar pyramid step; larger is faster.")] = 1.2,
+    min_neighbors: Annotated[int, typer.Option(min=0, help="Haar hits a face needs; larger, fewer false faces.")] = 5,
+    min_size: Annotated[
+        Optional[int], typer.Option(min=1, help="Smallest face side, in source pixels (default: haar 60, yunet 24).")
+    ] = None,
     detect_scale: Annotated[
-        float, typer.Option(min=0.05, max=1.0, help="Detect on a copy resized by this factor.")
-    ] = DEFAULT_DETECT_SCALE,
+        Optional[float], typer.Option(min=0.05, max=1.0, help="Detect on a copy resized by this factor (default: 0.5).")
+    ] = None,
+    whole_image: Annotated[
+        bool,
+        typer.Option("--whole-image", help="Classify every image as one face, without detection (already-cropped faces)."),
+    ] = False,
     detect_every: Annotated[
         int, typer.Option(min=1, help="Detect every N frames; faces keep their last boxes in between.")
     ] = 1,
@@ -85,7 +128,7 @@ def main(
     ] = DEFAULT_MIN_CONFIDENCE,
     crop_margin: Annotated[
         Optional[float],
-        typer.Option(min=-0.45, max=2.0, help="Margin around the detected box, fraction of its side (default: the model's)."),
+        typer.Option(min=-0.45, max=2.0, help="Extra margin around the detector's crop, fraction of its side (default: the model's)."),
     ] = None,
     flip_average: Annotated[
         bool,
@@ -99,12 +142,40 @@ def main(
         ),
     ] = True,
     no_display: Annotated[bool, typer.Option("--no-display", help="No window (headless).")] = False,
-    jsonl: Annotated[Optional[Path], typer.Option(dir_okay=False, help="Write one JSON record per face per frame.")] = None,
-    csv: Annotated[Optional[Path], typer.Option(dir_okay=False, help="Write the same records as a CSV table.")] = None,
+    jsonl: Annotated[
+        Optional[Path],
+        typer.Option(dir_okay=False, help="Write one JSON record per face per frame, flushed each frame; '-': standard output."),
+    ] = None,
+    csv: Annotated[
+        Optional[Path], typer.Option(dir_okay=False, help="Write the same records as a CSV table; '-': standard output.")
+    ] = None,
     save_video: Annotated[
         Optional[Path], typer.Option(dir_okay=False, help="Write the annotated video (.mp4, .avi, .mkv).")
     ] = None,
+    save_images: Annotated[
+        Optional[Path], typer.Option(file_okay=False, help="Write the annotated copy of each input image into this folder.")
+    ] = None,
+    overlay: Annotated[
+        OverlayChoice, typer.Option(help="What is drawn on each face: bars (label and probability bars), labels, none.")
+    ] = DEFAULT_OVERLAY,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames.")] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Play a video file (or the demo) again from the start at its end.")] = False,
+    stall_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            help="Seconds a camera or stream may go without a new frame (none, or the same picture) before it is "
+            "reopened; also its open and read time-out.",
+        ),
+    ] = DEFAULT_STALL_TIMEOUT_S,
+    max_reopen: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Reopen attempts in a row without a new frame before a stalled source ends the run (status 1); "
+            "that is within about (max-reopen + 1) x stall-timeout plus the waits between attempts (0.5 s, doubling, at most 8 s).",
+        ),
+    ] = DEFAULT_MAX_REOPEN,
     version: VersionOption = None,
 ) -> None:
     """Detect faces and classify their expression; a summary is printed at the end."""
@@ -113,6 +184,10 @@ def main(
         model=model,
         backend=backend.value,
         threads=threads,
+        detector=detector.value,
+        detector_model=detector_model,
+        score_threshold=score_threshold,
+        whole_image=whole_image,
         cascade=cascade,
         scale_factor=scale_factor,
         min_neighbors=min_neighbors,
@@ -128,19 +203,41 @@ def main(
         jsonl=jsonl,
         csv=csv,
         save_video=save_video,
+        save_images=save_images,
+        overlay=overlay.value,
         max_frames=max_frames,
+        loop=loop,
+        stall_timeout=stall_timeout,
+        max_reopen=max_reopen,
     )
     _quiet_opencv()
+    with stop_signals() as stops:
+        try:
+            summary = run(config)
+        except DOMAIN_ERRORS as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+        except Stopped as stop:
+            typer.echo(f"stopped by {SIGNAL_NAMES.get(stop.signum, stop.signum)} before the first frame", err=True)
+            raise typer.Exit(stops.exit_status) from None
+    _report(summary, (jsonl, csv, save_video))
+    if summary.failure:
+        typer.echo(f"error: {summary.failure}", err=True)
+        raise typer.Exit(1)
+    raise typer.Exit(stops.exit_status)
+
+
+def _report(summary: RunSummary, outputs: tuple[Path | None, ...]) -> None:
+    # Records written to standard output keep it to themselves: the summary goes to stderr.
+    to_stderr = any(writes_to_stdout(path) for path in outputs)
     try:
-        summary = run(config)
-    except DOMAIN_ERRORS as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    for line in summary.lines():
-        typer.echo(line)
-    for path in (jsonl, csv, save_video):
-        if path is not None and path.exists():
-            typer.echo(f"wrote {path}")
+        for line in summary.lines():
+            typer.echo(line, err=to_stderr)
+        for path in outputs:
+            if path is not None and not writes_to_stdout(path) and path.exists():
+                typer.echo(f"wrote {path}", err=to_stderr)
+    except OSError:
+        pass  # the terminal is gone (SIGHUP): the outputs are what matters
 
 
 def _quiet_opencv() -> None:

@@ -6,17 +6,27 @@ in the window and an error all leave finished output files.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDetector
-from edge_runtime.detector import DEFAULT_DETECT_SCALE, DEFAULT_MIN_NEIGHBORS, DEFAULT_MIN_SIZE, DEFAULT_SCALE_FACTOR
+from edge_runtime.detectors import DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.draw import draw_faces
+from edge_runtime.output_paths import refuse_shared_paths
 from edge_runtime.outputs import Outputs, to_bgr
-from edge_runtime.sources import FrameSource, open_source
+from edge_runtime.photos import AnnotatedImages
+from edge_runtime.sources import (
+    DEFAULT_MAX_REOPEN,
+    DEFAULT_STALL_TIMEOUT_S,
+    FrameSource,
+    open_source,
+    source_file,
+)
+from edge_runtime.stopping import Stopped, finalising, signal_name
 
 FPS_SMOOTHING = 0.9  # weight of the past in the on-screen FPS, so the number is readable
 
@@ -29,11 +39,15 @@ class RunConfig:
     model: Path | None = None
     backend: str = "auto"
     threads: int | None = None
+    detector: str = "auto"
+    detector_model: Path | None = None
+    score_threshold: float | None = None
+    whole_image: bool = False
     cascade: Path | None = None
-    scale_factor: float = DEFAULT_SCALE_FACTOR
-    min_neighbors: int = DEFAULT_MIN_NEIGHBORS
-    min_size: int = DEFAULT_MIN_SIZE
-    detect_scale: float = DEFAULT_DETECT_SCALE
+    scale_factor: float = 1.2
+    min_neighbors: int = 5
+    min_size: int | None = None
+    detect_scale: float | None = None
     detect_every: int = 1
     smooth: float = DEFAULT_SMOOTH
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
@@ -44,7 +58,24 @@ class RunConfig:
     jsonl: Path | None = None
     csv: Path | None = None
     save_video: Path | None = None
+    save_images: Path | None = None
+    overlay: str = "bars"
     max_frames: int | None = None
+    loop: bool = False
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
+    max_reopen: int = DEFAULT_MAX_REOPEN
+
+    def detector_settings(self) -> DetectorSettings:
+        return DetectorSettings(
+            name=self.detector,
+            model=self.detector_model,
+            cascade=self.cascade,
+            detect_scale=self.detect_scale,
+            min_size=self.min_size,
+            score_threshold=self.score_threshold,
+            scale_factor=self.scale_factor,
+            min_neighbors=self.min_neighbors,
+        )
 
 
 @dataclass
@@ -54,6 +85,7 @@ class RunSummary:
     Attributes:
         source: what was opened.
         model: the model file and backend.
+        detector: the face detector used, and under `auto` why another was not.
         frames: frames processed.
         faces: faces found, summed over frames.
         tracks: distinct track ids seen.
@@ -65,10 +97,14 @@ class RunSummary:
         reopens: times a live source was reopened.
         stopped_by: why the loop ended.
         stage_seconds: total seconds spent in detect / preprocess / infer.
+        signal: the signal that ended the run (SIGINT for Ctrl-C), or 0.
+        failure: why the run failed although it ended cleanly (nothing could be decoded, a
+            live source stalled for good), as one line; "" for a successful run.
     """
 
     source: str = ""
     model: str = ""
+    detector: str = ""
     frames: int = 0
     faces: int = 0
     tracks: int = 0
@@ -80,6 +116,8 @@ class RunSummary:
     reopens: int = 0
     stopped_by: str = ""
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    signal: int = 0
+    failure: str = ""
 
     @property
     def fps(self) -> float:
@@ -91,7 +129,7 @@ class RunSummary:
         stages = ", ".join(f"{k} {v:.1f} ms" for k, v in per_frame.items())
         counts = ", ".join(f"{label} {n}" for label, n in self.label_counts.items() if n) or "none"
         lines = [
-            f"source: {self.source} | model: {self.model}",
+            f"source: {self.source} | model: {self.model} | detector: {self.detector}",
             f"frames: {self.frames} | faces: {self.faces} | tracks: {self.tracks} | {self.fps:.1f} FPS over {self.seconds:.2f} s",
             f"per frame: {stages}" if stages else "per frame: -",
             f"labels: {counts}" + (f" | uncertain: {self.uncertain}" if self.uncertain else ""),
@@ -108,15 +146,11 @@ def build_detector(config: RunConfig) -> EmotionDetector:
         model=config.model,
         backend=config.backend,
         threads=config.threads,
-        detect_scale=config.detect_scale,
+        detector=config.detector_settings(),
         detect_every=config.detect_every,
         smooth=config.smooth,
         min_confidence=config.min_confidence,
         crop_margin=config.crop_margin,
-        scale_factor=config.scale_factor,
-        min_neighbors=config.min_neighbors,
-        min_size=config.min_size,
-        cascade=config.cascade,
         flip_average=config.flip_average,
         verify_model=config.verify_model,
     )
@@ -132,8 +166,14 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
 
     Raises:
         DisplayError, BackendError, DetectorError, SourceError, OutputError: one-line messages.
+        Stopped: a stop signal arrived before the first frame (see `edge_runtime.stopping`).
     """
-    window = Window() if config.display else None  # fail before loading anything
+    # Fail before loading anything: a bad output path or a missing display costs no model load.
+    refuse_shared_paths(
+        source_file(config.source) if source is None else None,
+        {"--jsonl": config.jsonl, "--csv": config.csv, "--save-video": config.save_video},
+    )
+    window = Window() if config.display else None
     own_detector = detector is None
     summary = RunSummary(stage_seconds={"detect": 0.0, "preprocess": 0.0, "infer": 0.0})
     outputs = None
@@ -141,25 +181,43 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         if detector is None:
             detector = build_detector(config)
         summary.model = f"{detector.model_path} ({detector.backend.name})"
+        summary.detector = detector.detector_name + (f" ({detector.detector_note})" if detector.detector_note else "")
         if source is None:
-            source = open_source(config.source)
+            source = open_source(
+                config.source, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen
+            )
         summary.source = source.name
+        images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None
         outputs = Outputs(config.jsonl, config.csv, config.save_video, video_fps=source.fps, labels=detector.labels)
-        summary.stopped_by = _loop(config, detector, source, window, outputs, summary)
+        summary.stopped_by = _loop(config, detector, source, window, outputs, summary, images)
     finally:
-        if outputs is not None:
-            outputs.close()
-        if source is not None:
-            source.close()
-            summary.unreadable, summary.dropped, summary.reopens = source.unreadable, source.dropped, source.reopens
-        if window is not None:
-            window.close()
-        if own_detector and detector is not None:
-            detector.close()
+        # A second signal during this block is recorded, not raised: the video is finalised.
+        with finalising():
+            if outputs is not None:
+                outputs.close()
+            if source is not None:
+                source.close()
+                summary.unreadable, summary.dropped, summary.reopens = source.unreadable, source.dropped, source.reopens
+            if window is not None:
+                window.close()
+            if own_detector and detector is not None:
+                detector.close()
+    summary.failure = _failure(summary, source)
     return summary
 
 
-def _loop(config, detector, source, window, outputs, summary) -> str:
+def _failure(summary: RunSummary, source: FrameSource) -> str:
+    if summary.signal:
+        return ""
+    ended_reason = getattr(source, "ended_reason", "")
+    if ended_reason:
+        return ended_reason
+    if summary.frames == 0 and summary.stopped_by == "end of source":
+        return f"{summary.source}: no frame could be read ({summary.unreadable} unreadable); nothing was processed"
+    return ""
+
+
+def _loop(config, detector, source, window, outputs, summary, images=None) -> str:
     labels: Counter = Counter({label: 0 for label in detector.labels})
     track_ids: set[int] = set()
     media_fps = source.fps if not source.is_live else None
@@ -169,15 +227,26 @@ def _loop(config, detector, source, window, outputs, summary) -> str:
     try:
         for frame in source:
             now = time.perf_counter()
-            faces = detector.detect(frame)
+            if source.is_photo:
+                # Each photo stands alone: no tracks or smoothing from the one before.
+                faces = detector.detect_photo(frame, whole=config.whole_image)
+            else:
+                faces = detector.classify_whole(frame) if config.whole_image else detector.detect(frame)
             for stage, seconds in detector.last_timings.items():
                 summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
-            # Files keep their own clock (frame / fps), so a JSONL is the same on every run.
-            time_s = summary.frames / media_fps if media_fps else now - started
+            # Files keep their own clock (frame / fps), so a JSONL is the same on every run;
+            # photos have no clock at all.
+            if source.is_photo:
+                time_s = None
+            else:
+                time_s = summary.frames / media_fps if media_fps else now - started
+            context = {"source": str(getattr(source, "current", None) or source.name), "detector": detector.detector_name}
             annotated = None
-            if window is not None or outputs.wants_annotated_frames:
-                annotated = draw_faces(to_bgr(frame), faces, shown_fps)
-            outputs.write(summary.frames, time_s, faces, annotated)
+            if window is not None or outputs.wants_annotated_frames or images is not None:
+                annotated = draw_faces(to_bgr(frame), faces, None if source.is_photo else shown_fps, overlay=config.overlay)
+            outputs.write(summary.frames, time_s, faces, annotated, context)
+            if images is not None:
+                images.write(annotated)
             summary.frames += 1
             summary.faces += len(faces)
             labels.update(face.label for face in faces)
@@ -195,8 +264,9 @@ def _loop(config, detector, source, window, outputs, summary) -> str:
                 break
         else:
             stopped_by = getattr(source, "ended_reason", "") or "end of source"
-    except KeyboardInterrupt:
-        stopped_by = "Ctrl-C"
+    except KeyboardInterrupt as stop:
+        stopped_by = signal_name(stop)
+        summary.signal = stop.signum if isinstance(stop, Stopped) else int(signal.SIGINT)
     finally:
         summary.seconds = time.perf_counter() - started
         summary.label_counts = dict(labels)

@@ -65,3 +65,13 @@ def write_folder(root: Path, train_per_class: int, test_per_class: int, seed: in
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{prefix}_{number}.png"), image)
     return root
+
+
+def count_video_frames(path: Path) -> int:
+    """How many frames OpenCV decodes from a video file (0 for one that does not open)."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count

@@ -28,9 +28,10 @@ from edge_runtime.display import display_problem
 from edge_runtime.labels import LABELS
 from edge_runtime.runner import RunConfig, run
 from edge_runtime.sources import FrameSource
+from tests.synthetic import count_video_frames
 
 runner = CliRunner()
-RECORD_KEYS = {"frame", "time", "track_id", "box", "label", "confidence", "uncertain", "probabilities"}
+RECORD_KEYS = {"frame", "time", "source", "detector", "track_id", "box", "score", "label", "confidence", "uncertain", "probabilities"}
 VIDEO_FPS = 10.0
 STILL_BOX = (40, 150, 170, 170)
 
@@ -77,13 +78,7 @@ def first_frame(path: Path) -> np.ndarray:
     return frame
 
 
-def count_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
+count_frames = count_video_frames
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -157,16 +152,18 @@ def test_detect_every_n_frames_reuses_boxes(models):
 def test_crop_margin_comes_from_metadata_and_can_be_overridden(models, monkeypatch):
     import edge_runtime.api as api
 
-    margins = []
-    original = api.crop_face
-    monkeypatch.setattr(api, "crop_face", lambda frame, box, margin: margins.append(margin) or original(frame, box, margin))
+    scales = []
+    original = api.crop_region
+    monkeypatch.setattr(api, "crop_region", lambda box, scale, *rest: scales.append(scale) or original(box, scale, *rest))
     frame = np.full((120, 160, 3), 128, np.uint8)
     with EmotionDetector(models["keras"], detector=CountingDetector([(150, 100, 40, 40)])) as detector:
         assert detector.crop_margin == detector.backend.metadata.input.crop_margin
         detector.detect(frame)
+    assert scales[-1] == pytest.approx(1 + 2 * detector.crop_margin)
     with EmotionDetector(models["keras"], detector=CountingDetector([(150, 100, 40, 40)]), crop_margin=0.25) as detector:
         faces = detector.detect(frame)
-    assert margins[-1] == 0.25 and len(faces) == 1  # the box at the frame's edge is clamped, not dropped
+    # A margin of 0.25 on every side: a crop 1.5 times the box; at the frame's edge it is padded, not dropped.
+    assert scales[-1] == pytest.approx(1.5) and len(faces) == 1
 
 
 def test_a_box_with_nothing_to_crop_is_skipped(models):
@@ -344,7 +341,7 @@ def test_cli_usage_errors():
 def test_headless_opencv_suggests_no_display():
     result = runner.invoke(app, ["--source", "demo"])
     assert result.exit_code == 1
-    assert "--no-display" in result.output and "pip uninstall opencv-python-headless" in result.output
+    assert "--no-display" in result.output and "pip uninstall -y opencv-python-headless" in result.output
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")

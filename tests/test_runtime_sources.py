@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from edge_runtime.sources import (
     demo_clip_path,
     open_source,
 )
+from tests.mjpeg_server import MJPEGServer
 
 
 class FakeCapture:
@@ -190,3 +192,133 @@ def test_demo_ground_truth_matches_the_clip():
     assert decoded == len(truth["frames"]) and truth["size"] == [640, 480]
     labels = {face["label"] for record in truth["frames"] for face in record["faces"]}
     assert labels == set(LABELS)
+
+
+def drain(source, limit_s=30.0, stop_after=None):
+    """Iterates `source` on a thread, bounded: returns the frames, or fails if it never ends."""
+    got = []
+
+    def consume():
+        for frame in source:
+            got.append(frame)
+            if stop_after is not None and len(got) >= stop_after:
+                return
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    assert not thread.is_alive(), "the source never ended"
+    return got
+
+
+class SameFrameForever(FakeCapture):
+    def read(self):
+        return True, np.full((48, 64, 3), 7, np.uint8)
+
+
+class BlocksInRead(FakeCapture):
+    """Delivers its script, then blocks in read() until `unblock` is set."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.unblock = threading.Event()
+
+    def read(self):
+        if not self.script:
+            self.unblock.wait(timeout=60)
+            return False, None
+        return super().read()
+
+
+def test_a_stream_that_fails_to_reopen_n_times_then_recovers():
+    failing = [FakeCapture([], opened=False) for _ in range(3)]
+    factory = Factory(FakeCapture(frames(2)), *failing, FakeCapture(frames(4, 50)))
+    source = LiveSource("rtsp://cam/live", factory, max_reopen=5, sleep=lambda s: None, stall_timeout=5)
+    got = drain(source)
+    source.close()
+    # The first open, 3 failures and the recovery; after its frames, 5 more failed attempts.
+    assert source.reopens == 1 and len(factory.targets) == 1 + 3 + 1 + 5
+    assert source.frames_read + source.dropped == 6 and got[-1][0, 0, 0] == 53
+    assert "gave up after 5 reopen attempts" in source.ended_reason
+
+
+def test_a_stream_that_repeats_one_picture_forever_is_reopened_then_given_up():
+    captures = [SameFrameForever([]) for _ in range(3)]
+    source = LiveSource("http://cam/frozen", Factory(*captures), max_reopen=2, sleep=lambda s: None, stall_timeout=0.3)
+    drain(source)
+    source.close()
+    assert source.reopens == 2
+    assert source.ended_reason == "stream http://cam/frozen stalled: no new frame for 0.3 s; gave up after 2 reopen attempts"
+    assert all(capture.released for capture in captures)
+
+
+def test_a_read_that_blocks_is_abandoned_and_the_stream_reopened():
+    stuck = BlocksInRead(frames(2))
+    source = LiveSource(0, Factory(stuck, FakeCapture(frames(3, 100))), max_reopen=1, sleep=lambda s: None, stall_timeout=0.3)
+    got = drain(source)
+    source.close()
+    assert source.reopens == 1 and got[-1][0, 0, 0] == 102
+    assert not stuck.released, "a capture was released while a read was still in progress"
+    stuck.unblock.set()
+    for _ in range(100):  # its own reader thread releases it once the read returns
+        if stuck.released:
+            break
+        threading.Event().wait(0.05)
+    assert stuck.released
+
+
+def test_an_open_that_hangs_is_abandoned_after_the_stall_timeout():
+    release = threading.Event()
+    late = FakeCapture(frames(1))
+
+    def hanging_factory(target):
+        release.wait(timeout=60)
+        return late
+
+    with pytest.raises(SourceError, match=r"^cannot open stream http://cam/hung within 0.2 s; check that it is connected"):
+        LiveSource("http://cam/hung", hanging_factory, stall_timeout=0.2)
+    release.set()
+    for _ in range(100):
+        if late.released:
+            break
+        threading.Event().wait(0.05)
+    assert late.released, "the capture an abandoned open produced was never released"
+
+
+def test_a_real_mjpeg_server_stopped_and_restarted_is_followed_within_15_s():
+    server = MJPEGServer(level=60)
+    source = LiveSource(server.url, max_reopen=30, backoff_s=0.2, stall_timeout=2.0)
+    try:
+        frames_seen = iter(source)
+        first = next(frames_seen)
+        assert abs(int(np.median(first)) - 60) < 10
+        server.stop()
+        restarted = MJPEGServer(level=200, port=server.port)
+        try:
+            deadline = time.monotonic() + 15.0
+            recovered = False
+            while time.monotonic() < deadline:
+                frame = next(frames_seen, None)
+                assert frame is not None, source.ended_reason
+                if abs(int(np.median(frame)) - 200) < 10:
+                    recovered = True
+                    break
+            assert recovered, "no frame from the restarted server within 15 s"
+            assert source.reopens >= 1
+        finally:
+            restarted.stop()
+    finally:
+        source.close()
+        server.stop()
+
+
+def test_a_looped_video_starts_again_and_a_video_without_frames_does_not_loop_forever(tmp_path):
+    path = write_video(tmp_path / "clip.avi", 5)
+    with open_source(str(path), loop=True) as source:
+        got = drain(source, stop_after=12)
+    assert len(got) == 12 and source.loops == 2
+    assert [int(frame.mean()) for frame in got[5:7]] == [int(frame.mean()) for frame in got[0:2]]
+    nothing = FakeCapture([])
+    nothing.get = lambda prop: 0.0
+    source = VideoFileSource("empty.mp4", lambda target: nothing, loop=True)
+    assert drain(source) == [] and source.loops == 0

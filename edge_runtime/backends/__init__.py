@@ -13,6 +13,7 @@ from pathlib import Path
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.formats import BackendInfo, backend_for_path, get_backend
 from edge_runtime.integrity import ChecksumError, verify_model_file
+from edge_runtime.limits import threads_problem
 
 __all__ = ["Backend", "BackendError", "load_backend", "resolve_backend"]
 
@@ -46,9 +47,12 @@ def load_backend(
             reads it; False for a model edited on purpose.
 
     Raises:
-        BackendError: one line naming the file and the fix; a file whose bytes changed since
-            export (`edge_runtime.integrity`).
+        BackendError: one line naming the file and the fix, or the thread bound; a file whose
+            bytes changed since export (`edge_runtime.integrity`).
     """
+    problem = threads_problem(threads)
+    if problem:
+        raise BackendError(problem)
     model_path = Path(model_path)
     info = resolve_backend(model_path, backend)
     if not model_path.is_file():

@@ -1,0 +1,138 @@
+"""Where outputs may go: checked before a run starts, so a bad path costs no model loading.
+
+Rules: `-` is standard output; a path that exists and is not a regular file (a device such as
+/dev/null, a FIFO, /dev/stdout) is written in place and never replaced; a symlink is written
+through; no output may name the source or another output.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+STDOUT = "-"
+
+
+class OutputError(RuntimeError):
+    """An output file cannot be written; the message names the file and what is expected."""
+
+
+def is_stdout_name(path: str | os.PathLike) -> bool:
+    """True for `-`, the conventional name of standard output."""
+    return str(path) == STDOUT
+
+
+def writes_to_stdout(path: str | os.PathLike | None) -> bool:
+    """True when writing `path` would write this process's standard output (`-`, /dev/stdout,
+    /dev/fd/1, or the very file stdout is redirected to)."""
+    if path is None:
+        return False
+    if is_stdout_name(path):
+        return True
+    try:
+        target, stdout = os.stat(path), os.fstat(1)
+    except OSError:
+        return False
+    return (target.st_dev, target.st_ino) == (stdout.st_dev, stdout.st_ino)
+
+
+def is_special(path: str | os.PathLike) -> bool:
+    """True when `path` is standard output or an existing file that is not a regular one
+    (a device, a FIFO, a socket): those are opened and written, never created or replaced."""
+    if is_stdout_name(path):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_writable(path: str | os.PathLike, option: str = "output") -> None:
+    """Raises OutputError (one line) when `path` cannot be written as an output file.
+
+    Nothing is created: a missing parent folder is accepted when it could be created.
+    """
+    if is_stdout_name(path):
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{option} {path}: is a folder; expected a file path")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"{option} {path}: cannot be written (permission denied)")
+        return
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {path}: cannot be created; {folder} is not a writable folder")
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    a, b = ("/dev/stdout" if is_stdout_name(p) else os.fspath(p) for p in (a, b))
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        # One of them does not exist yet: the same path once links are resolved.
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_shared_paths(source: str | os.PathLike | None, outputs: Mapping[str, str | os.PathLike | None]) -> None:
+    """Refuses an output that names the source or another output.
+
+    Args:
+        source: the file the run reads (None for a camera or stream).
+        outputs: option name (e.g. "--jsonl") to the path it was given, or None.
+
+    Raises:
+        OutputError: one line naming both options.
+    """
+    seen: list[tuple[str, str | os.PathLike]] = []
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        check_writable(path, option)
+        if source is not None and _same_file(path, source):
+            raise OutputError(f"{option} {path}: is the source being read; choose another output path")
+        for other_option, other in seen:
+            # Two streams into /dev/null harm nothing; into any other one file, one is lost.
+            if _same_file(path, other) and not _same_file(path, os.devnull):
+                raise OutputError(f"{option} {path}: is also the {other_option} output; give each output its own path")
+        seen.append((option, path))
+
+
+def video_temp_path(target: Path) -> Path:
+    """The hidden file a video is written to before it is renamed onto `target`.
+
+    It keeps the suffix (OpenCV picks the container by it) and carries the writer's process
+    id, so `remove_stranded_temps` can tell a dead run's leftover from a live run's file.
+    """
+    return target.with_name(f".{target.name}.{os.getpid()}.part{target.suffix}")
+
+
+def remove_stranded_temps(target: Path) -> list[Path]:
+    """Deletes hidden video temporaries of `target` left by runs that were killed (SIGKILL,
+    power loss) and whose process no longer exists. Returns what was deleted."""
+    removed = []
+    for candidate in target.parent.glob(f".{target.name}.*.part{target.suffix}"):
+        pid_text = candidate.name[len(target.name) + 2 :].split(".", 1)[0]
+        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError:
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

@@ -1,0 +1,90 @@
+"""Ending a run on Ctrl-C, SIGTERM and SIGHUP the same way.
+
+`systemctl stop`, `docker stop` and `timeout` send SIGTERM; closing the terminal sends SIGHUP.
+Python's default for both is to die on the spot, which loses buffered records and leaves an
+MP4 without its index. `stop_signals()` turns each of them into `Stopped`, a KeyboardInterrupt,
+so the frame loop ends exactly as it does on Ctrl-C and every output is finalised.
+
+A signal that arrives while outputs are being finalised (inside `finalising()`) is recorded
+but not raised, so a second Ctrl-C or a `docker stop` right after one cannot cut a video's
+container in half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised in the main thread by a stop signal; `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(SIGNAL_NAMES.get(signum, f"signal {signum}"))
+        self.signum = signum
+
+
+class StopSignals:
+    """What `stop_signals()` yields: the first stop signal received, if any."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number; 0 if none."""
+        return 128 + self.signum if self.signum else 0
+
+
+_state = threading.local()
+
+
+def _finalising() -> bool:
+    return getattr(_state, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def finalising() -> Iterator[None]:
+    """Defers stop signals while outputs are closed: they are recorded, not raised."""
+    _state.depth = getattr(_state, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
+
+
+def signal_name(error: BaseException) -> str:
+    """How a stop is described in the summary: "Ctrl-C", "SIGTERM" or "SIGHUP"."""
+    if isinstance(error, Stopped):
+        return SIGNAL_NAMES.get(error.signum, f"signal {error.signum}")
+    return "Ctrl-C"
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[StopSignals]:
+    """Installs handlers that raise `Stopped` once for SIGINT, SIGTERM and SIGHUP.
+
+    Only the first signal is raised; later ones are ignored, so the cleanup it starts runs to
+    the end. Must be entered in the main thread (Python runs signal handlers only there).
+    The previous handlers are restored on exit.
+    """
+    received = StopSignals()
+
+    def handle(signum, frame):
+        if received.signum is not None:
+            return
+        received.signum = signum
+        if not _finalising():
+            raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

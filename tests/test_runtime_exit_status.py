@@ -1,0 +1,71 @@
+"""`edge-run` exit status and refusals made before the run: nothing processed, shared output
+paths, the thread bound."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge_runtime.backends import BackendError, load_backend
+from edge_runtime.cli import app
+from edge_runtime.default_model import default_model_path
+from edge_runtime.limits import max_threads, threads_problem
+
+runner = CliRunner()
+BASE = ["--no-display", "--detector", "haar"]
+
+
+def undecodable_video(path):
+    """An MP4 whose container opens and counts 8 frames, none of which decodes."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(8):
+        writer.write(np.random.default_rng(i).integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    start, end = data.find(b"mdat") + 4, data.find(b"moov") - 8
+    data[start:end] = np.random.default_rng(0).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["text named .jpg", "undecodable video"])
+def test_a_run_that_processed_nothing_exits_1_and_writes_nothing(kind, tmp_path):
+    if kind == "text named .jpg":
+        source = tmp_path / "photo.jpg"
+        source.write_text("not a picture")
+    else:
+        source = undecodable_video(tmp_path / "clip.mp4")
+        capture = cv2.VideoCapture(str(source))
+        assert capture.isOpened() and not capture.read()[0]  # the case this test is about
+        capture.release()
+    result = runner.invoke(app, [*BASE, "--source", str(source), "--jsonl", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 1, result.output
+    assert f"error: {source}: no frame could be read" in result.output
+    assert "frames: 0 |" in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_an_output_that_is_the_source_is_refused_and_the_source_kept(tmp_path):
+    clip = undecodable_video(tmp_path / "clip.mp4")
+    before = clip.read_bytes()
+    result = runner.invoke(app, [*BASE, "--source", str(clip), "--save-video", str(clip)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --save-video {clip}: is the source being read; choose another output path"
+    assert clip.read_bytes() == before
+    result = runner.invoke(app, [*BASE, "--source", "demo", "--jsonl", str(tmp_path / "o"), "--csv", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --csv {tmp_path / 'o'}: is also the --jsonl output; give each output its own path"
+
+
+def test_threads_are_bounded_in_the_cli_and_in_every_backend():
+    result = runner.invoke(app, [*BASE, "--source", "demo", "--threads", "100000"])
+    assert result.exit_code == 2 and "--threads" in result.output
+    assert threads_problem(max_threads()) == "" and threads_problem(None) == ""
+    assert threads_problem(max_threads() + 1).startswith(f"threads {max_threads() + 1} is more than {max_threads()}")
+    for backend in ("onnx", "tflite"):
+        with pytest.raises(BackendError, match=r"^threads 100000 is more than \d+ \(4 per CPU core"):
+            load_backend(default_model_path(backend), backend, threads=100000)
+    with pytest.raises(BackendError, match="at least 1"):
+        load_backend(default_model_path("onnx"), "onnx", threads=0)
