@@ -18,26 +18,40 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.plot import PlotError, check_plotting, write_plot  # noqa: E402
 from benchmarks.report import render_text, write_json, write_markdown  # noqa: E402
+from benchmarks.rows import FAILED  # noqa: E402
 from benchmarks.scene import SceneSettings  # noqa: E402
 from benchmarks.stats import LoopSettings  # noqa: E402
 from edge_runtime.backends import BackendError  # noqa: E402
-from edge_runtime.detector import DetectorError  # noqa: E402
+from edge_runtime.cli_help import HelpCommand, HelpGroup, VersionOption, examples  # noqa: E402
+from edge_runtime.detectors import DETECTOR_NAMES, DetectorError  # noqa: E402
+from edge_runtime.formats import BACKEND_NAMES  # noqa: E402
+from edge_runtime.limits import max_threads, threads_problem  # noqa: E402
 from edge_runtime.metadata import MetadataError  # noqa: E402
+from edge_runtime.output_paths import OutputError, check_writable  # noqa: E402
 from edge_runtime.sources import SourceError  # noqa: E402
 from trainer.fer2013 import DataError  # noqa: E402
 
 app = typer.Typer(
+    cls=HelpGroup,
     no_args_is_help=True,
     add_completion=False,
     help="Benchmark edge-emotion models: latency per format and threads, pipeline FPS, accuracy, and the scene test.",
+    epilog="Exit status: 0 when at least one row was measured; 1 for an error, or when every row failed; 2 for a usage error.",
 )
 
 
-class BackendChoice(str, Enum):
-    auto = "auto"
-    onnx = "onnx"
-    tflite = "tflite"
-    keras = "keras"
+@app.callback()
+def main(version: VersionOption = None) -> None:
+    pass  # only --version: every benchmark is a command of its own
+
+
+# Choices come from the tables: a new backend or detector is a new row there.
+BackendChoice = Enum("BackendChoice", {name: name for name in ("auto", *BACKEND_NAMES)}, type=str)
+DetectorChoice = Enum("DetectorChoice", {name: name for name in DETECTOR_NAMES}, type=str)
+DetectorsOption = Annotated[
+    Optional[list[DetectorChoice]],
+    typer.Option("--detector", help="Face detector; repeat for several (default: every detector, a row each)."),
+]
 
 
 class SplitChoice(str, Enum):
@@ -73,7 +87,13 @@ def _int_list(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
         values = ()
     if not values or min(values) < minimum:
         raise typer.BadParameter(f"{text!r}: expected comma-separated integers >= {minimum}, e.g. 1,2,4", param_hint=option)
+    if option == "--threads" and threads_problem(max(values)):
+        raise typer.BadParameter(threads_problem(max(values)), param_hint=option)
     return values
+
+
+def _detectors(chosen) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(d.value for d in chosen)) if chosen else DETECTOR_NAMES
 
 
 def _float_list(text: str, option: str) -> tuple[float, ...]:
@@ -124,19 +144,39 @@ def _finish(report: dict, json_path: Path | None, markdown: Path | None, plot: P
             _log(f"wrote {plot}")
     except (OSError, PlotError) as error:
         raise _fail(str(error)) from None
+    rows = report.get("rows") or []
+    if rows and all(row.get("status") == FAILED for row in rows):
+        raise _fail(f"every row failed ({len(rows)} of {len(rows)}); the table above says why")
 
 
-def _run(call, plot: Path | None):
-    """Runs a benchmark, turning domain errors into one line on stderr and exit code 1."""
+def _run(call, outputs: dict[str, Path | None]):
+    """Runs a benchmark, turning domain errors into one line on stderr and exit code 1.
+
+    Args:
+        call: the benchmark.
+        outputs: output option -> path; each is checked before the benchmark runs, so that a
+            folder given for --json or a missing matplotlib for --plot costs no measuring time.
+    """
     try:
-        if plot:
-            check_plotting()  # before the run: a missing matplotlib should not waste a benchmark
+        for option, path in outputs.items():
+            if path is not None:
+                check_writable(path, option)
+        if outputs.get("--plot"):
+            check_plotting()
         return call()
-    except (DataError, BackendError, DetectorError, MetadataError, SourceError, PlotError, OSError) as error:
+    except (DataError, BackendError, DetectorError, MetadataError, OutputError, SourceError, PlotError, OSError) as error:
         raise _fail(str(error)) from None
 
 
-@app.command()
+def _outputs(json_path: Path | None, markdown: Path | None, plot: Path | None, **more: Path | None) -> dict[str, Path | None]:
+    return {"--json": json_path, "--markdown": markdown, "--plot": plot, **{f"--{k.replace('_', '-')}": v for k, v in more.items()}}
+
+
+@app.command(cls=HelpCommand, epilog=examples(
+    "edge-bench models --threads 1,2 --json bench/models.json --markdown bench/models.md   # every variant of the bundled model",
+    "edge-bench models edge_runtime/models/emotion_int8.onnx edge_runtime/models/emotion_int8.tflite --threads 2",
+    "edge-bench models --data ../shared/fer2013 --threads 1,2 --json bench/models.json     # with accuracy on PublicTest",
+))
 def models(
     model: ModelsArgument = None,
     threads: Annotated[Optional[str], typer.Option(help="Thread counts, comma-separated (default: 1,2,4 up to the cores).")] = None,
@@ -169,17 +209,23 @@ def models(
         data=data,
         floor=floor,
     )
-    report = _run(lambda: run_models(config, _runner(in_process, timeout), log=_log), plot)
+    report = _run(lambda: run_models(config, _runner(in_process, timeout), log=_log), _outputs(json_path, markdown, plot))
     _finish(report, json_path, markdown, plot)
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=examples(
+    "edge-bench pipeline --threads 2 --json bench/pipeline.json   # the demo clip, every variant, beside the seed-style loop",
+    "edge-bench pipeline edge_runtime/models/emotion_int8.onnx --source clip.mp4 --max-frames 0",
+))
 def pipeline(
     model: ModelsArgument = None,
     source: Annotated[str, typer.Option(help="'demo' (the bundled clip) or a video file.")] = "demo",
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Inference and OpenCV threads (default: up to 2).")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(min=1, max=max_threads(), help="Inference and OpenCV threads (default: up to 2).")
+    ] = None,
     detect_scale: Annotated[str, typer.Option(help="Detection scales of the sweep, comma-separated.")] = "1.0,0.5",
     detect_every: Annotated[str, typer.Option(help="Detect every N frames, values of the sweep, comma-separated.")] = "1,3",
+    detector: DetectorsOption = None,
     max_frames: Annotated[int, typer.Option(min=0, help="Frames timed per configuration (0: the whole source).")] = 300,
     warmup_frames: Annotated[int, typer.Option(min=0, help="Frames run first and not counted.")] = 5,
     data: DataOption = None,
@@ -205,20 +251,24 @@ def pipeline(
         threads=threads or default_pipeline_threads(),
         detect_scales=_float_list(detect_scale, "--detect-scale"),
         detect_every=_int_list(detect_every, "--detect-every"),
+        detectors=_detectors(detector),
         max_frames=max_frames,
         warmup_frames=warmup_frames,
     )
-    report = _run(lambda: run_pipeline(config, _runner(in_process, timeout), log=_log), plot)
+    report = _run(lambda: run_pipeline(config, _runner(in_process, timeout), log=_log), _outputs(json_path, markdown, plot))
     _finish(report, json_path, markdown, plot)
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=examples(
+    "edge-bench accuracy --data ../shared/fer2013 --split val                        # the bundled model on PublicTest",
+    "edge-bench accuracy --model edge_runtime/models/emotion_int8.tflite --data ../shared/fer2013 --plot bench/reliability.png",
+))
 def accuracy(
     data: Annotated[Path, typer.Option("--data", exists=True, help="FER-2013 folder (train/, test/) or fer2013.csv.", show_default=False)],
     model: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Model file (default: the bundled model).")] = None,
     backend: Annotated[BackendChoice, typer.Option(help="Backend (auto: by the file's suffix).")] = BackendChoice.auto,
     split: Annotated[SplitChoice, typer.Option(help="val: PublicTest; test: PrivateTest (folders: all of test/).")] = SplitChoice.test,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, max=max_threads(), help="Inference threads.")] = None,
     flip_average: Annotated[
         bool, typer.Option("--flip-average/--no-flip-average", help="Average each face with its mirror image, as edge-run does.")
     ] = True,
@@ -231,11 +281,14 @@ def accuracy(
 
     config = AccuracyConfig(data=data, model=model, backend=backend.value, split=split.value, threads=threads,
                              flip_average=flip_average)
-    report = _run(lambda: run_accuracy(config), plot)
+    report = _run(lambda: run_accuracy(config), _outputs(json_path, markdown, plot))
     _finish(report, json_path, markdown, plot)
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=examples(
+    "edge-bench scene --data ../shared/fer2013 --split val --frames 200",
+    "edge-bench scene --data ../shared/fer2013 --model edge_runtime/models/emotion_int8.onnx --save-video scene.mp4",
+))
 def scene(
     data: Annotated[Path, typer.Option("--data", exists=True, help="FER-2013 folder or CSV supplying the faces.", show_default=False)],
     model: Annotated[Optional[list[Path]], typer.Option(exists=True, dir_okay=False, help="Model file; repeat for several.")] = None,
@@ -246,7 +299,9 @@ def scene(
     seed: Annotated[int, typer.Option(help="Random seed of the scene.")] = 0,
     iou: Annotated[float, typer.Option(min=0.01, max=1.0, help="IoU at which a detection matches a true face.")] = 0.4,
     detect_scale: Annotated[float, typer.Option(min=0.05, max=1.0, help="The runtime's detection scale.")] = 0.5,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Inference threads.")] = None,
+    detector: DetectorsOption = None,
+    tilt: Annotated[float, typer.Option(min=0.0, max=45.0, help="Turn each face by a random angle up to this many degrees.")] = 0.0,
+    threads: Annotated[Optional[int], typer.Option(min=1, max=max_threads(), help="Inference threads.")] = None,
     save_video: Annotated[Optional[Path], typer.Option(help="Write the annotated scene (.mp4 or .avi).")] = None,
     json_path: JsonOption = None,
     markdown: MarkdownOption = None,
@@ -259,8 +314,9 @@ def scene(
     """
     from benchmarks.scene_suite import SceneConfig, run_scene
 
-    settings = SceneSettings(frames=frames, faces_per_frame=_range(faces_per_frame, "--faces-per-frame"), seed=seed, iou_threshold=iou)
+    settings = SceneSettings(frames=frames, faces_per_frame=_range(faces_per_frame, "--faces-per-frame"), seed=seed, iou_threshold=iou,
+                             max_tilt=tilt)
     config = SceneConfig(data=data, split=split.value, models=tuple(model or ()), backend=backend.value, threads=threads,
-                         detect_scale=detect_scale, scene=settings, save_video=save_video)
-    report = _run(lambda: run_scene(config, log=_log), plot)
+                         detect_scale=detect_scale, detectors=_detectors(detector), scene=settings, save_video=save_video)
+    report = _run(lambda: run_scene(config, log=_log), _outputs(json_path, markdown, plot, save_video=save_video))
     _finish(report, json_path, markdown, plot)

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from benchmarks.cli import app
 from edge_runtime.default_model import BUNDLED_MODELS, MODELS_DIR
+from edge_runtime.limits import max_threads
+from tests.conftest import SHARED_YUNET
 from tests.synthetic import synthetic_face
 from trainer.fer2013 import load_fer2013
 from trainer.metrics import classification_report
@@ -117,6 +119,23 @@ def test_models_bad_thread_list_is_a_usage_error():
     assert "'1,two': expected comma-separated integers >= 1" in flat(result.output)
 
 
+def test_models_thread_counts_are_bounded():
+    result = invoke("models", "--threads", "1,100000")
+    assert result.exit_code == 2
+    assert f"threads 100000 is more than {max_threads()}" in flat(result.output)
+    assert invoke("pipeline", "--threads", "100000").exit_code == 2
+
+
+def test_models_exits_1_when_every_row_failed(tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(bytes(range(256)) * 8)
+    out = tmp_path / "m.json"
+    result = invoke("models", broken, "--threads", "1", "--no-floor", "--in-process", "--json", out)
+    assert result.exit_code == 1
+    assert "edge-bench: error: every row failed (1 of 1); the table above says why" in result.output
+    assert [row["status"] for row in json.loads(out.read_text())["rows"]] == ["failed"]
+
+
 def test_models_reports_an_unsupported_file_as_skipped(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
@@ -172,11 +191,11 @@ def test_pipeline_runs_the_seed_style_row_and_a_runtime_row(tiny_model, tmp_path
     write_video(video)
     out, plot = tmp_path / "p.json", tmp_path / "p.png"
     result = invoke("pipeline", tiny_model, "--source", video, "--threads", "1", "--detect-scale", "0.5", "--detect-every", "1",
-                    "--max-frames", "4", "--warmup-frames", "1", "--in-process", "--json", out, "--plot", plot)
+                    "--detector", "haar", "--max-frames", "4", "--warmup-frames", "1", "--in-process", "--json", out, "--plot", plot)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     names = [row["name"] for row in report["rows"]]
-    assert names == ["seed-style", "keras scale 0.5 every 1"]
+    assert names == ["seed-style", "keras haar scale 0.5 every 1"]
     for row in report["rows"]:
         assert row["status"] == "ok", row
         assert row["frames"] == 4 and row["fps"] > 0
@@ -198,11 +217,15 @@ def test_scene_with_the_tiny_model(tiny_model, fer_folder, tmp_path):
                     "--save-video", video, "--json", out)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    (row,) = report["rows"]
-    assert row["status"] == "ok", row
-    assert row["faces"] == 6 and report["scene"]["faces"] == 6
-    for key in ("recall", "label_accuracy", "end_to_end_accuracy", "crop_accuracy", "crop_accuracy_detected"):
-        assert 0.0 <= row[key] <= 1.0
+    # A row per detector, on the same frames; YuNet's needs its file (in the tests' cache when ../shared has it).
+    rows = {row["detector"]: row for row in report["rows"]}
+    assert set(rows) == {"yunet", "haar"}
+    measured = [rows["haar"], *([rows["yunet"]] if SHARED_YUNET.is_file() else [])]
+    for row in measured:
+        assert row["status"] == "ok", row
+        assert row["faces"] == 6 and report["scene"]["faces"] == 6
+        for key in ("recall", "label_accuracy", "end_to_end_accuracy", "crop_accuracy", "crop_accuracy_detected"):
+            assert 0.0 <= row[key] <= 1.0
     capture = cv2.VideoCapture(str(video))
     assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     capture.release()
