@@ -11,7 +11,7 @@ import numpy as np
 
 WINDOW_TITLE = "edge-run (q or Esc quits)"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
-GUI_INSTALL_HINT = 'pip uninstall opencv-python-headless && pip install "opencv-python>=4.8,<5"'
+GUI_INSTALL_HINT = 'pip uninstall -y opencv-python-headless && pip install "opencv-python>=4.8,<5"'
 
 
 class DisplayError(RuntimeError):
