@@ -301,3 +301,53 @@ def test_cli_run_with_every_recipe_option(tmp_path, fer_folder, monkeypatch):
     averaged = averaged_over_views(student, "crops").predict(faces, verbose=0)
     assert metrics["val_tta"]["accuracy"] == pytest.approx(float((averaged.argmax(1) == data.split("val").labels).mean()))
     assert "averaged over views (crops)" in result.output
+
+
+# --- saved teacher targets -----------------------------------------------------------------
+
+
+def test_distillation_from_saved_targets_is_the_same_loss():
+    from trainer.distill import DistillationLoss
+
+    rng = np.random.default_rng(6)
+    student = keras.ops.convert_to_numpy(keras.ops.softmax(rng.normal(size=(5, 7)))).astype("float32")
+    teacher = keras.ops.convert_to_numpy(keras.ops.softmax(rng.normal(size=(5, 7)))).astype("float32")
+    labels = np.eye(7, dtype="float32")[rng.integers(0, 7, 5)]
+    online = DistillationLoss(0.7, 2.0, 0.1)(labels, np.concatenate([student, teacher], axis=1))
+    saved = DistillationLoss(0.7, 2.0, 0.1, teacher_in_labels=True)(np.concatenate([labels, teacher], axis=1), student)
+    assert float(saved) == pytest.approx(float(online), rel=1e-6)
+    uniform = DistillationLoss(0.7, 2.0, 0.1, teacher_in_labels=True)(
+        np.concatenate([labels, np.full_like(teacher, 1 / 7)], axis=1), student
+    )
+    assert float(uniform) != pytest.approx(float(saved), rel=1e-3)  # the targets really enter the loss
+
+
+def test_teacher_run_writes_targets_that_a_student_learns_from(tmp_path, fer_folder, monkeypatch):
+    from trainer.fer2013 import load_fer2013
+    from trainer.train import TrainingError, train
+
+    monkeypatch.setitem(ARCHITECTURES, "edge", Architecture("edge", build_tiny, InputSpec(scale=1.0), "tiny"))
+    cache = str(tmp_path / "cache")
+    teacher = make_config(str(fer_folder), str(tmp_path / "teacher"), epochs=1, batch_size=64, write_targets=True, cache_dir=cache)
+    train(teacher)
+    saved = np.load(tmp_path / "teacher" / "targets.npz")
+    data = load_fer2013(str(fer_folder), cache_dir=cache)
+    model = keras.models.load_model(tmp_path / "teacher" / "model.keras")
+    faces = gray48_to_input(data.split("train").images, InputSpec(scale=1.0))
+    assert saved["train"].shape == (140, 7) and saved["val"].shape == (42, 7) and str(saved["views"]) == "flip"
+    np.testing.assert_allclose(saved["train"], averaged_over_views(model, "flip").predict(faces, verbose=0), atol=1e-5)
+
+    targets = str(tmp_path / "teacher" / "targets.npz")
+    student = make_config(str(fer_folder), str(tmp_path / "student"), epochs=1, batch_size=64, teacher_targets=(targets,), cache_dir=cache)
+    metrics = train(student)
+    assert metrics["epochs_run"] == 1 and 0.0 <= metrics["val_accuracy"] <= 1.0
+    checkpoint = keras.models.load_model(tmp_path / "student" / "checkpoints" / "last.keras")
+    assert checkpoint.loss.teacher_in_labels is True
+
+    other = tmp_path / "other.npz"
+    np.savez(other, train=saved["train"], val=saved["val"], views=saved["views"], fingerprint=np.array("0123456789abcdef"))
+    wrong = make_config(str(fer_folder), str(tmp_path / "wrong"), epochs=1, teacher_targets=(str(other),), cache_dir=cache)
+    with pytest.raises(TrainingError, match=f"^{other}: computed on other training faces"):
+        train(wrong)
+    with pytest.raises(ConfigError, match="--teacher and --teacher-targets exclude each other"):
+        make_config("d", "o", teachers=("a.keras",), teacher_targets=(targets,))

@@ -98,6 +98,13 @@ def main(
         Optional[list[Path]],
         typer.Option(exists=True, dir_okay=False, help="A trained .keras model to distil from (repeat for an ensemble)."),
     ] = None,
+    teacher_targets: Annotated[
+        Optional[list[Path]],
+        typer.Option(exists=True, dir_okay=False, help="A teacher run's targets.npz to distil from instead (repeat for an ensemble)."),
+    ] = None,
+    write_targets: Annotated[
+        Optional[bool], typer.Option("--write-targets/--no-write-targets", help="Save view-averaged probabilities for students.")
+    ] = None,
     distill_weight: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Share of the loss for matching the teachers.")] = None,
     distill_temperature: Annotated[Optional[float], typer.Option(min=0.1, help="Distillation temperature.")] = None,
     class_weight: Annotated[Optional[ClassWeight], typer.Option(help="'balanced' weights the loss by inverse class frequency.")] = None,
@@ -147,6 +154,8 @@ def main(
                 cutmix=cutmix,
                 tta=tta.value if tta else None,
                 teachers=tuple(str(path) for path in teacher) if teacher else None,
+                teacher_targets=tuple(str(path) for path in teacher_targets) if teacher_targets else None,
+                write_targets=write_targets,
                 distill_weight=distill_weight,
                 distill_temperature=distill_temperature,
                 class_weight=class_weight.value if class_weight else None,

@@ -41,6 +41,10 @@ class TrainConfig:
         tta: a name from `trainer.views.VIEWS`: the views averaged for the teachers'
             targets and for the test-time-averaged figures in metrics.json.
         teachers: trained models (.keras) whose averaged predictions the network also learns from.
+        teacher_targets: targets.npz files written by teacher runs (`write_targets`): their
+            averaged probabilities are learnt instead of running the teachers (not with teachers).
+        write_targets: write targets.npz: the best epoch's probabilities for the train and val
+            faces, averaged over the `tta` views, for students to learn from later.
         distill_weight: share of the loss given to matching the teachers (with teachers).
         distill_temperature: softening temperature for distillation.
         class_weight: "none" or "balanced" (inverse class frequency).
@@ -72,6 +76,8 @@ class TrainConfig:
     cutmix: float = 0.0
     tta: str = "flip"
     teachers: tuple[str, ...] = ()
+    teacher_targets: tuple[str, ...] = ()
+    write_targets: bool = False
     distill_weight: float = 0.7
     distill_temperature: float = 2.0
     class_weight: str = "none"
@@ -144,8 +150,8 @@ PRESETS: dict[str, dict] = {
     "edge-v2": dict(arch="edge-wide", epochs=120, batch_size=128, erasing=0.25, patience=0, distill_weight=0.7, distill_temperature=2.0),
     # Large teachers with their architectures' published recipes (RECIPES), trained long with
     # random erasing (EXPERIMENTS.md, round 3).
-    "teacher-vgg": dict(arch="vgg", epochs=300, batch_size=64, erasing=0.5, patience=0),
-    "teacher-resnet": dict(arch="resnet18", epochs=200, batch_size=128, mixup=0.2, erasing=0.5, patience=0),
+    "teacher-vgg": dict(arch="vgg", epochs=300, batch_size=64, erasing=0.5, patience=0, write_targets=True),
+    "teacher-resnet": dict(arch="resnet18", epochs=200, batch_size=128, mixup=0.2, erasing=0.5, patience=0, write_targets=True),
     # The next edge student: edge-wide distilled from the large teachers' ten-crop averages,
     # with the crop jitter of the runtime's face detectors, for a longer schedule.
     "edge-v3": dict(
@@ -185,7 +191,7 @@ def make_config(data: str, out: str, arch: str | None = None, preset: str | None
             raise ConfigError(f"--arch {arch} contradicts --preset {preset}, which trains {preset_arch}")
         arch = preset_arch
         recipe = {**RECIPES[arch], **recipe}
-        if preset in DISTILLED_PRESETS and not overrides.get("teachers"):
+        if preset in DISTILLED_PRESETS and not (overrides.get("teachers") or overrides.get("teacher_targets")):
             raise ConfigError(f"--preset {preset} distils: name its teachers with --teacher (see MODEL_CARD.md)")
     else:
         arch = arch or "edge"
@@ -210,6 +216,10 @@ def _check_choices(config: TrainConfig) -> None:
     ):
         if value not in table:
             raise ConfigError(f"{option} {value}: unknown; expected one of {', '.join(table)}")
+    if config.teachers and config.teacher_targets:
+        raise ConfigError("--teacher and --teacher-targets exclude each other: distil from running teachers or from saved targets")
+    if config.teacher_targets and config.class_weight != "none":
+        raise ConfigError("--class-weight with --teacher-targets: the labels carry the targets, so classes cannot be weighted")
     for option, value in (("--mixup", config.mixup), ("--cutmix", config.cutmix)):
         if value < 0:
             raise ConfigError(f"{option} {value}: expected a Beta alpha >= 0 (0: off)")

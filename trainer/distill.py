@@ -31,19 +31,32 @@ class DistillationLoss(keras.losses.Loss):
     """(1 - weight) * cross-entropy with the labels + weight * T^2 * KL(teacher_T || student_T).
 
     y_pred holds the student's probabilities in its first NUM_CLASSES columns and the
-    teachers' in the rest; probabilities are turned into temperature-T distributions through
-    their logarithms, which equal the logits up to a constant.
+    teachers' in the rest; with `teacher_in_labels` (targets saved by an earlier run,
+    `trainer.targets`) y_true holds the labels and then the teachers' probabilities instead.
+    Probabilities are turned into temperature-T distributions through their logarithms,
+    which equal the logits up to a constant.
     """
 
-    def __init__(self, weight: float = 0.7, temperature: float = 2.0, label_smoothing: float = 0.0, name="distillation", **kwargs):
+    def __init__(
+        self,
+        weight: float = 0.7,
+        temperature: float = 2.0,
+        label_smoothing: float = 0.0,
+        teacher_in_labels: bool = False,
+        name="distillation",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.weight = weight
         self.temperature = temperature
         self.label_smoothing = label_smoothing
+        self.teacher_in_labels = teacher_in_labels
 
     def call(self, y_true, y_pred):
-        student, teacher = y_pred[:, :NUM_CLASSES], y_pred[:, NUM_CLASSES:]
-        hard = keras.losses.categorical_crossentropy(y_true, student, label_smoothing=self.label_smoothing)
+        student = y_pred[:, :NUM_CLASSES]
+        teacher = y_true[:, NUM_CLASSES:] if self.teacher_in_labels else y_pred[:, NUM_CLASSES:]
+        labels = y_true[:, :NUM_CLASSES]
+        hard = keras.losses.categorical_crossentropy(labels, student, label_smoothing=self.label_smoothing)
         eps = 1e-7
         t = self.temperature
         soft_teacher = ops.softmax(ops.log(teacher + eps) / t, axis=-1)
@@ -52,13 +65,19 @@ class DistillationLoss(keras.losses.Loss):
         return (1.0 - self.weight) * hard + self.weight * (t * t) * kl
 
     def get_config(self):
-        return {**super().get_config(), "weight": self.weight, "temperature": self.temperature, "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "weight": self.weight,
+            "temperature": self.temperature,
+            "label_smoothing": self.label_smoothing,
+            "teacher_in_labels": self.teacher_in_labels,
+        }
 
 
 @keras.saving.register_keras_serializable(package="edge_emotion")
 def student_accuracy(y_true, y_pred):
-    """Top-1 accuracy of the student's columns (logged as accuracy / val_accuracy)."""
-    return keras.metrics.categorical_accuracy(y_true, y_pred[:, :NUM_CLASSES])
+    """Top-1 accuracy of the student's columns against the labels' (logged as accuracy / val_accuracy)."""
+    return keras.metrics.categorical_accuracy(y_true[:, :NUM_CLASSES], y_pred[:, :NUM_CLASSES])
 
 
 student_accuracy.__name__ = "accuracy"

@@ -6,6 +6,7 @@ A run folder holds:
     state.json             epochs done, best epoch, history, time spent
     model.keras            the best epoch by validation accuracy (+ model.keras.json metadata)
     history.csv, metrics.json, curves.png, confusion_matrix.png   (written at the end)
+    targets.npz            with --write-targets: the best epoch's view-averaged probabilities
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     y_train = keras.utils.to_categorical(data.split("train").labels, NUM_CLASSES)
     x_val = gray48_to_input(data.split("val").images, spec)
     y_val = data.split("val").labels
+    y_val_one_hot = keras.utils.to_categorical(y_val, NUM_CLASSES)
+    if config.teacher_targets:
+        # The saved targets ride along with the labels: y is (labels | teachers' probabilities).
+        train_targets, val_targets = _saved_targets(config, data)
+        y_train = np.concatenate([y_train, train_targets], axis=1)
+        y_val_one_hot = np.concatenate([y_val_one_hot, val_targets], axis=1)
     steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
 
     model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
@@ -113,7 +120,6 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
             # First, so that the epoch's checkpoint holds the plateau counters it updated.
             callbacks.insert(0, plateau_callback(keras, config, state))
-        y_val_one_hot = keras.utils.to_categorical(y_val, NUM_CLASSES)
         model.fit(
             **_fit_inputs(keras, config, x_train, y_train, x_val, y_val_one_hot, state["epochs_done"]),
             epochs=config.epochs,
@@ -126,6 +132,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         # No epoch to run (for example the seed's model.h5 with --epochs 0): package as is.
         save_model(_core(model), paths.best, arch.name, spec)
     return _finish(paths, config, state, data, x_val, y_val, spec)
+
+
+def _saved_targets(config: TrainConfig, data: FerData) -> tuple[np.ndarray, np.ndarray]:
+    from trainer.targets import TargetsError, fingerprint, load_targets
+
+    try:
+        return load_targets(
+            list(config.teacher_targets), fingerprint(data.split("train").images), len(data.split("train")), len(data.split("val"))
+        )
+    except TargetsError as error:
+        raise TrainingError(str(error)) from None
 
 
 def _start_state(paths: RunPaths, config: TrainConfig, resume: bool) -> dict:
@@ -188,10 +205,12 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
             outputs = keras.layers.Concatenate(name="student_and_teachers")([outputs, teachers(faces)])
         model = keras.Model(inputs, outputs, name="training")
         allow_xla(model)
-    if config.teachers:
+    if config.teachers or config.teacher_targets:
         from trainer.distill import DistillationLoss, student_accuracy
 
-        loss = DistillationLoss(config.distill_weight, config.distill_temperature, config.label_smoothing)
+        loss = DistillationLoss(
+            config.distill_weight, config.distill_temperature, config.label_smoothing, teacher_in_labels=bool(config.teacher_targets)
+        )
         metrics = [student_accuracy]
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
@@ -338,6 +357,8 @@ def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_
         "config": config.to_dict(),
         "version": __version__,
     }
+    # The best network averaged over its test-time views (itself with --tta none).
+    averaged = best
     if config.tta != "none":
         from trainer.view_layers import averaged_over_views
 
@@ -349,6 +370,12 @@ def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_
         metrics["test"] = classification_report(data.split("test").labels, _predict(best, x_test))
         if config.tta != "none":
             metrics["test_tta"] = classification_report(data.split("test").labels, _predict(averaged, x_test))
+    if config.write_targets:
+        from trainer.targets import TARGETS_FILE, fingerprint, write_targets
+
+        train_images = data.split("train").images
+        train_probabilities = _predict(averaged, gray48_to_input(train_images, spec))
+        write_targets(paths.root / TARGETS_FILE, train_probabilities, _predict(averaged, x_val), config.tta, fingerprint(train_images))
     _write_history(paths.root / "history.csv", state["history"])
     write_json_atomic(paths.root / "metrics.json", metrics)
     if state["history"]:
