@@ -70,10 +70,13 @@ def stop_signals() -> Iterator[StopSignals]:
     """Installs handlers that raise `Stopped` once for SIGINT, SIGTERM and SIGHUP.
 
     Only the first signal is raised; later ones are ignored, so the cleanup it starts runs to
-    the end. Must be entered in the main thread (Python runs signal handlers only there).
-    The previous handlers are restored on exit.
+    the end. The previous handlers are restored on exit. Outside the main thread (where
+    Python cannot install handlers) it changes nothing.
     """
     received = StopSignals()
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
 
     def handle(signum, frame):
         if received.signum is not None:

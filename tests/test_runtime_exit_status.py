@@ -3,6 +3,8 @@ paths, the thread bound."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -69,3 +71,11 @@ def test_threads_are_bounded_in_the_cli_and_in_every_backend():
             load_backend(default_model_path(backend), backend, threads=100000)
     with pytest.raises(BackendError, match="at least 1"):
         load_backend(default_model_path("onnx"), "onnx", threads=0)
+
+
+def test_records_on_standard_output_keep_it_to_themselves(tmp_path):
+    result = runner.invoke(app, [*BASE, "--source", "demo", "--max-frames", "3", "--jsonl", "-", "--csv", str(tmp_path / "o.csv")])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records and {record["frame"] for record in records} == {0, 1, 2}
+    assert "frames: 3 |" in result.stderr and f"wrote {tmp_path / 'o.csv'}" in result.stderr

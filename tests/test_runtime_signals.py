@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_runtime.stopping import Stopped, finalising, stop_signals
 from tests.mjpeg_server import MJPEGServer
 from tests.synthetic import count_video_frames
 
@@ -135,3 +136,21 @@ def test_a_stream_that_never_answers_is_given_up_after_the_stall_timeout(tmp_pat
         out, err = process.communicate(timeout=WAIT_S)
     assert process.returncode == 1
     assert err.strip().splitlines()[-1].startswith(f"error: cannot open stream {url} within 1 s;")
+
+
+def test_a_signal_while_outputs_are_finalised_is_recorded_not_raised():
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_signals() as received:
+        with finalising():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # let the handler run inside the block
+        assert received.signum == signal.SIGTERM and received.exit_status == 143
+        os.kill(os.getpid(), signal.SIGHUP)  # later signals are ignored
+        time.sleep(0.05)
+        assert received.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
+    with pytest.raises(Stopped) as stopped:
+        with stop_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)  # interrupted at once by the handler
+    assert stopped.value.signum == signal.SIGTERM

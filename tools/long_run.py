@@ -5,7 +5,9 @@ process's resident memory (VmRSS in /proc/PID/status) and the last frame index w
 JSONL at a fixed interval, stops it with SIGTERM after the given time, and reports:
 - the RSS slope after the warm-up, by least squares, in MB per hour;
 - frames per second in one-minute windows after the warm-up, and their largest deviation from
-  the median window, in percent.
+  the median window, in percent; the same per second of the process's own CPU time, which
+  other programs on a busy machine do not disturb (a leak or a growing structure would still
+  show in it as a slowdown).
 
     nice -n 10 python tools/long_run.py --minutes 12 --report long_run.json -- \
         --source demo --loop --no-display --threads 1 \
@@ -40,6 +42,15 @@ def resident_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time the process has used (from /proc/PID/stat), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def last_frame(jsonl: Path) -> int | None:
     """The frame index of the last complete record in a JSONL that is still being written."""
     try:
@@ -65,22 +76,28 @@ def slope_per_hour(times: list[float], values: list[float]) -> float:
     return 3600.0 * covariance / variance if variance else 0.0
 
 
-def window_fps(samples: list[dict], start_s: float) -> list[float]:
-    """Frames per second in consecutive WINDOW_S windows from `start_s`."""
+def window_fps(samples: list[dict], start_s: float, clock: str = "t") -> list[float]:
+    """Frames per second of `clock` ("t": wall time, "cpu_s": CPU time) in consecutive
+    WINDOW_S windows of wall time from `start_s`."""
     rates = []
-    points = [s for s in samples if s["t"] >= start_s and s["frame"] is not None]
+    points = [s for s in samples if s["t"] >= start_s and s["frame"] is not None and s.get(clock) is not None]
     window_start = points[0] if points else None
     for point in points[1:]:
-        if point["t"] - window_start["t"] >= WINDOW_S:
-            rates.append((point["frame"] - window_start["frame"]) / (point["t"] - window_start["t"]))
+        if point["t"] - window_start["t"] >= WINDOW_S and point[clock] > window_start[clock]:
+            rates.append((point["frame"] - window_start["frame"]) / (point[clock] - window_start[clock]))
             window_start = point
     return rates
 
 
+def steadiness(rates: list[float]) -> dict:
+    """The median window and the largest deviation from it, in percent."""
+    median = statistics.median(rates) if rates else 0.0
+    deviation = round(100 * max(abs(r - median) for r in rates) / median, 2) if median else None
+    return {"windows": [round(r, 2) for r in rates], "median": round(median, 2), "max_deviation_pct": deviation}
+
+
 def summarise(samples: list[dict], warmup_s: float) -> dict:
     after = [s for s in samples if s["t"] >= warmup_s and s["rss_mb"] is not None]
-    rates = window_fps(samples, warmup_s)
-    median = statistics.median(rates) if rates else 0.0
     return {
         "samples": len(samples),
         "seconds": samples[-1]["t"] if samples else 0.0,
@@ -89,9 +106,8 @@ def summarise(samples: list[dict], warmup_s: float) -> dict:
         "rss_mb_last": after[-1]["rss_mb"] if after else None,
         "rss_mb_max": max(s["rss_mb"] for s in after) if after else None,
         "rss_slope_mb_per_hour": slope_per_hour([s["t"] for s in after], [s["rss_mb"] for s in after]) if len(after) > 2 else None,
-        "fps_windows": [round(r, 2) for r in rates],
-        "fps_median": round(median, 2),
-        "fps_max_deviation_pct": round(100 * max(abs(r - median) for r in rates) / median, 2) if median else None,
+        "fps": steadiness(window_fps(samples, warmup_s)),
+        "fps_per_cpu_second": steadiness(window_fps(samples, warmup_s, "cpu_s")),
     }
 
 
@@ -114,7 +130,12 @@ def main() -> int:
     samples = []
     try:
         while time.monotonic() - started < 60 * args.minutes and process.poll() is None:
-            samples.append({"t": round(time.monotonic() - started, 2), "rss_mb": resident_mb(process.pid), "frame": last_frame(jsonl)})
+            samples.append({
+                "t": round(time.monotonic() - started, 2),
+                "rss_mb": resident_mb(process.pid),
+                "cpu_s": cpu_seconds(process.pid),
+                "frame": last_frame(jsonl),
+            })
             time.sleep(args.interval)
     finally:
         if process.poll() is None:
@@ -128,9 +149,10 @@ def main() -> int:
         "trace": samples,
     }
     args.report.write_text(json.dumps(report, indent=1) + "\n")
-    shown = ("exit_status", "seconds", "rss_mb_first_after_warmup", "rss_mb_last", "rss_slope_mb_per_hour", "fps_median")
-    for key in (*shown, "fps_max_deviation_pct"):
+    for key in ("exit_status", "seconds", "rss_mb_first_after_warmup", "rss_mb_last", "rss_slope_mb_per_hour"):
         print(f"{key}: {report[key]}")
+    for key in ("fps", "fps_per_cpu_second"):
+        print(f"{key}: median {report[key]['median']}, largest deviation {report[key]['max_deviation_pct']}%")
     return 0 if process.returncode == 128 + signal.SIGTERM else 1
 
 
