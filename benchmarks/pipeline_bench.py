@@ -30,8 +30,9 @@ class PipelineJob:
         model: model file ("" for the seed-style row's Keras file, which it also names here).
         backend: BACKENDS name.
         threads: inference and OpenCV threads.
-        detect_scale: cascade runs on a copy resized by this factor.
-        detect_every: cascade runs every N frames.
+        detect_scale: the detector runs on a copy resized by this factor.
+        detect_every: the detector runs every N frames.
+        detector: the DETECTORS row the runtime uses ("haar", "yunet"); the seed style is always Haar.
         max_frames: frames to time (after warm-up); 0 for the whole source.
         warmup_frames: frames processed first and not counted.
         style: "runtime" (EmotionDetector) or "seed" (the seed project's loop).
@@ -45,6 +46,7 @@ class PipelineJob:
     threads: int
     detect_scale: float = 0.5
     detect_every: int = 1
+    detector: str = "haar"
     max_frames: int = 0
     warmup_frames: int = 5
     style: str = "runtime"
@@ -66,6 +68,7 @@ class PipelineJob:
             "threads": self.threads,
             "detect_scale": self.detect_scale if self.style == "runtime" else 1.0,
             "detect_every": self.detect_every if self.style == "runtime" else 1,
+            "detector": self.detector if self.style == "runtime" else "haar",
             "style": self.style,
         }
 
@@ -186,7 +189,8 @@ def build_runtime(job: PipelineJob):
     from edge_runtime.draw import draw_faces
 
     detector = EmotionDetector(
-        model=job.model, backend=job.backend, threads=job.threads, detect_scale=job.detect_scale, detect_every=job.detect_every
+        model=job.model, backend=job.backend, threads=job.threads, detector=job.detector, detect_scale=job.detect_scale,
+        detect_every=job.detect_every
     )
 
     def process(frame):

@@ -14,6 +14,7 @@ from benchmarks.pipeline_bench import SEED_STYLE, PipelineJob
 from benchmarks.progress import Progress, warn_if_busy
 from benchmarks.rows import OK, check_runtime, skipped_row, tensorflow_check
 from benchmarks.worker import Runner
+from edge_runtime.detectors import DETECTOR_NAMES
 from edge_runtime.formats import FORMAT_NAMES, backend_for_path, get_format
 
 DEFAULT_SCALE = 0.5
@@ -33,6 +34,7 @@ class PipelineConfig:
         threads: inference and OpenCV threads.
         detect_scales: detection scales of the sweep.
         detect_every: detection intervals of the sweep.
+        detectors: face detectors (DETECTORS names), a row for each on the same frames.
         max_frames: frames timed per configuration (0: the whole source).
         warmup_frames: frames run first and not counted.
     """
@@ -44,6 +46,7 @@ class PipelineConfig:
     threads: int = 2
     detect_scales: tuple[float, ...] = (1.0, 0.5)
     detect_every: tuple[int, ...] = (1, 3)
+    detectors: tuple[str, ...] = DETECTOR_NAMES
     max_frames: int = 300
     warmup_frames: int = 5
 
@@ -55,24 +58,37 @@ class PipelineConfig:
             data=str(self.data) if self.data else None,
             detect_scales=list(self.detect_scales),
             detect_every=list(self.detect_every),
+            detectors=list(self.detectors),
         )
         return data
+
+
+def detector_missing(name: str) -> str:
+    """Why a detector cannot run in a benchmark here (its file is not cached), or ""."""
+    from edge_runtime.detectors import get_detector_info, model_files
+
+    info = get_detector_info(name)
+    if info.model_file is None or model_files.cached_path(info.model_file).is_file():
+        return ""
+    return f"{info.model_file.file_name} is not in {model_files.cache_dir()}: run 'edge-run --fetch-models' first"
 
 
 def default_pipeline_threads() -> int:
     return min(2, usable_cores())
 
 
-def row_name(fmt: str, scale: float, every: int) -> str:
-    return f"{fmt} scale {scale:g} every {every}"
+def row_name(fmt: str, scale: float, every: int, detector: str = "haar") -> str:
+    return f"{fmt} {detector} scale {scale:g} every {every}"
 
 
 def plan_pipeline(config: PipelineConfig, models: list[Path], seed_keras: Path | None, runtime_check=check_runtime,
                   tf_check=tensorflow_check) -> tuple[list[PipelineJob], list[dict]]:
     """The jobs (seed-style first) and the rows decided without running (skipped).
 
-    Every model runs at the runtime's default detection (scale 0.5, every frame); one model,
-    the fastest kind available (int8 first), also runs the whole detect-scale x detect-every sweep.
+    Every model runs at the runtime's default detection (scale 0.5, every frame) with each
+    detector; one model, the fastest kind available (int8 first), also runs the whole
+    detect-scale x detect-every sweep with each detector. A detector whose model file is not in
+    the cache is skipped (a benchmark never downloads).
     """
     jobs, decided = [], []
     common = {"source": config.source, "threads": config.threads, "max_frames": config.max_frames, "warmup_frames": config.warmup_frames}
@@ -96,13 +112,15 @@ def plan_pipeline(config: PipelineConfig, models: list[Path], seed_keras: Path |
             continue
         check = runtime_check(backend)
         precision = get_format(fmt).precision if fmt in FORMAT_NAMES else ""
-        for scale, every in dict.fromkeys(settings):
-            job = PipelineJob(row_name(fmt, scale, every), model=str(model), backend=backend, detect_scale=scale,
-                              detect_every=every, precision=precision, **common)
-            if check.available:
-                jobs.append(job)
-            else:
-                decided.append(skipped_row(job.name, check.reason, **job.describe()))
+        for detector in config.detectors:
+            missing = detector_missing(detector)
+            for scale, every in dict.fromkeys(settings):
+                job = PipelineJob(row_name(fmt, scale, every, detector), model=str(model), backend=backend, detect_scale=scale,
+                                  detect_every=every, detector=detector, precision=precision, **common)
+                if check.available and not missing:
+                    jobs.append(job)
+                else:
+                    decided.append(skipped_row(job.name, missing or check.reason, **job.describe()))
     return jobs, decided
 
 

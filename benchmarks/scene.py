@@ -40,6 +40,7 @@ class SceneSettings:
         seed: random seed for faces, sizes, places and background.
         iou_threshold: a detection matches a true face at this IoU or more.
         width, height: frame size.
+        max_tilt: faces are turned by a random angle within +-max_tilt degrees (0: upright).
     """
 
     frames: int = 200
@@ -49,6 +50,7 @@ class SceneSettings:
     iou_threshold: float = 0.4
     width: int = FRAME_WIDTH
     height: int = FRAME_HEIGHT
+    max_tilt: float = 0.0
 
     def __post_init__(self) -> None:
         low, high = self.faces_per_frame
@@ -105,7 +107,8 @@ def build_scene(split: Split, settings: SceneSettings) -> list[SceneFrame]:
         for x, y, w, h in boxes:
             index = int(order[next_face % len(order)])
             next_face += 1
-            paste_face(image, split.images[index], (x, y, w, h))
+            angle = float(rng.uniform(-settings.max_tilt, settings.max_tilt)) if settings.max_tilt else 0.0
+            paste_face(image, split.images[index], (x, y, w, h), angle)
             labels.append(int(split.labels[index]))
             indices.append(index)
         frames.append(SceneFrame(image, boxes, labels, indices))

@@ -16,6 +16,7 @@ from benchmarks.inputs import load_eval_split
 from benchmarks.rows import error_text, failed_row, ok_row
 from benchmarks.scene import SceneSettings, build_scene, crop_accuracy, score_scene
 from edge_runtime.atomic import atomic_path
+from edge_runtime.detectors import DETECTOR_NAMES
 
 VIDEO_FPS = 10.0
 TRUTH_COLOR = (0, 255, 0)
@@ -32,6 +33,7 @@ class SceneConfig:
         backend: "auto" or a BACKENDS name.
         threads: inference threads.
         detect_scale: the runtime's detection scale.
+        detectors: face detectors (DETECTORS names); every model is scored with each, on the same frames.
         scene: how frames are built and scored.
         save_video: write the annotated scene (first model) here.
     """
@@ -42,21 +44,26 @@ class SceneConfig:
     backend: str = "auto"
     threads: int | None = None
     detect_scale: float = 0.5
+    detectors: tuple[str, ...] = DETECTOR_NAMES
     scene: SceneSettings = field(default_factory=SceneSettings)
     save_video: Path | None = None
 
     def settings(self) -> dict:
         data = asdict(self)
-        data.update(data=str(self.data), models=[str(p) for p in self.models], save_video=str(self.save_video) if self.save_video else None)
+        data.update(data=str(self.data), models=[str(p) for p in self.models], detectors=list(self.detectors),
+                    save_video=str(self.save_video) if self.save_video else None)
         return data
 
 
-def open_detector(model: Path | None, config: SceneConfig):
+def open_detector(model: Path | None, config: SceneConfig, detector: str = "haar"):
     """The runtime pipeline as `edge-run` builds it, but without smoothing: consecutive scene
-    frames hold different people, and averaging one with the next would blur the score."""
+    frames hold different people, and averaging one with the next would blur the score. A
+    benchmark never downloads: a detector whose file is not cached fails its row."""
     from edge_runtime.api import EmotionDetector
+    from edge_runtime.detectors import DetectorSettings
 
-    return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detect_scale=config.detect_scale,
+    settings = DetectorSettings(name=detector, detect_scale=config.detect_scale, download=False)
+    return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detector=settings,
                            detect_every=1, smooth=0.0, min_confidence=0.0)
 
 
@@ -97,18 +104,19 @@ def run_scene(config: SceneConfig, detector_factory: Callable = open_detector, l
             # Written to a temporary file and renamed when done: never a half-written video.
             video = VideoOut(stack.enter_context(atomic_path(config.save_video)), config.scene.width, config.scene.height)
             stack.callback(video.close)
-        for index, model in enumerate(config.models or (None,)):
-            rows.append(_score_model(model, config, frames, split, detector_factory, video if index == 0 else None))
+        pairs = [(model, detector) for model in config.models or (None,) for detector in config.detectors]
+        for index, (model, detector) in enumerate(pairs):
+            rows.append(_score_model(model, detector, config, frames, split, detector_factory, video if index == 0 else None))
             log(f"  {rows[-1]['name']}: {rows[-1]['status']}")
     counts = np.bincount([label for frame in frames for label in frame.labels], minlength=7).tolist()
     return {"command": "scene", "environment": environment(), "settings": config.settings(), "rows": rows,
             "scene": {"frames": len(frames), "faces": sum(counts), "faces_per_label": counts}}
 
 
-def _score_model(model, config: SceneConfig, frames, split, detector_factory, video) -> dict:
+def _score_model(model, detector_name: str, config: SceneConfig, frames, split, detector_factory, video) -> dict:
     try:
-        with detector_factory(model, config) as detector:
-            name = f"{Path(detector.model_path).name} ({detector.backend.name})"
+        with detector_factory(model, config, detector_name) as detector:
+            name = f"{Path(detector.model_path).name} ({detector.backend.name}) {detector_name}"
             score = score_scene(frames, detector.detect, detector.labels, config.scene.iou_threshold, on_frame=video)
             all_indices = [i for frame in frames for i in frame.face_indices]
             figures = score.figures()
@@ -121,6 +129,7 @@ def _score_model(model, config: SceneConfig, frames, split, detector_factory, vi
             figures["crop_accuracy_detected"] = crop_accuracy(predict_crops, split, score.detected_face_indices)
             # The detector's cost in accuracy on the same faces: own crops minus detected crops.
             figures["crop_gap"] = figures["crop_accuracy_detected"] - figures["label_accuracy"]
-            return ok_row(name, model=str(detector.model_path), backend=detector.backend.name, **figures)
+            return ok_row(name, model=str(detector.model_path), backend=detector.backend.name, detector=detector_name, **figures)
     except Exception as error:  # noqa: BLE001 - one model's failure is its row
-        return failed_row(str(model or "bundled model"), error_text(error), model=str(model) if model else None)
+        return failed_row(f"{model or 'bundled model'} {detector_name}", error_text(error), model=str(model) if model else None,
+                          detector=detector_name)

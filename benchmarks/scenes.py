@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.detector import iou
+from edge_runtime.detectors import iou
 
 FRAME_SIZE = (640, 480)  # width, height
 
@@ -45,11 +45,23 @@ def background(size: tuple[int, int] = FRAME_SIZE, seed: int = 0) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def paste_face(frame: np.ndarray, face: np.ndarray, box: Sequence[int]) -> None:
-    """Resizes a grayscale face to the box and writes it into a BGR frame, in place."""
+def paste_face(frame: np.ndarray, face: np.ndarray, box: Sequence[int], angle: float = 0.0) -> None:
+    """Resizes a grayscale face to the box and writes it into a BGR frame, in place.
+
+    With `angle` (degrees, counter-clockwise) the face is pasted turned about the box's centre,
+    as a head tilted to one side; the pixels outside the turned square keep the background.
+    """
     x, y, w, h = (int(v) for v in box)
     resized = cv2.resize(face, (w, h), interpolation=cv2.INTER_CUBIC)
-    frame[y : y + h, x : x + w] = resized[:, :, None]
+    if angle == 0.0:
+        frame[y : y + h, x : x + w] = resized[:, :, None]
+        return
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    matrix[0, 2] += x
+    matrix[1, 2] += y
+    turned = cv2.cvtColor(resized, cv2.COLOR_GRAY2BGR)
+    cv2.warpAffine(turned, matrix, (frame.shape[1], frame.shape[0]), dst=frame, flags=cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_TRANSPARENT)
 
 
 def read_face(path: str | Path) -> np.ndarray:

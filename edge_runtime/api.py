@@ -6,13 +6,16 @@
         for face in detector.detect(frame):      # a BGR, gray or BGRA numpy image
             print(face.track_id, face.box, face.label, face.confidence)
 
-Per frame: Haar detection on a downscaled grayscale copy (every `detect_every` frames), IoU
-tracking, one crop per face with the model's own crop margin, one model call for all faces,
-and per-track smoothing of the probabilities.
+Per frame: face detection (YuNet or the Haar cascade, on a downscaled copy, every
+`detect_every` frames), IoU tracking, one crop per face mapped onto the model's framing by the
+detector's measured crop mapping, one model call for all faces, and per-track smoothing of the
+probabilities. `photo=True` treats every frame as an unrelated photo: no tracking or smoothing
+across frames.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -22,19 +25,14 @@ import numpy as np
 
 from edge_runtime.backends import Backend, load_backend
 from edge_runtime.default_model import resolve_model
-from edge_runtime.detector import (
-    DEFAULT_DETECT_SCALE,
-    DEFAULT_MIN_NEIGHBORS,
-    DEFAULT_MIN_SIZE,
-    DEFAULT_SCALE_FACTOR,
-    Box,
-    HaarDetector,
-)
-from edge_runtime.preprocess import crop_face, faces_to_batch
+from edge_runtime.detectors import ChosenDetector, CropMapping, DetectorSettings, as_detection, get_detector_info, load_detector
+from edge_runtime.preprocess import crop_mapped, crop_region, eye_angle, faces_to_batch
 from edge_runtime.tracker import IoUTracker
 
 DEFAULT_SMOOTH = 0.5
 DEFAULT_MIN_CONFIDENCE = 0.4
+# A photo at most this many times the model's input side is taken as an already-cropped face.
+WHOLE_FACE_MAX_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -42,12 +40,15 @@ class Face:
     """One face in one frame.
 
     Attributes:
-        box: (x, y, w, h) of the detection in source pixels (before the crop margin).
-        track_id: id that stays with the face from frame to frame (from 1).
+        box: (x, y, w, h) of the detection in source pixels (before the crop mapping).
+        track_id: id that stays with the face from frame to frame (from 1; in photo mode,
+            the face's number in its photo).
         label: the most probable label after smoothing.
         confidence: its smoothed probability.
         probabilities: label -> smoothed probability, in the model's label order.
         uncertain: True when `confidence` is below the detector's `min_confidence`.
+        score: the face detector's confidence (1.0 for Haar and for whole-image faces).
+        landmarks: the detector's five face points in source pixels, or None.
     """
 
     box: tuple[int, int, int, int]
@@ -56,6 +57,8 @@ class Face:
     confidence: float
     probabilities: dict[str, float]
     uncertain: bool
+    score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 def check_frame(frame: object) -> np.ndarray:
@@ -79,26 +82,33 @@ class EmotionDetector:
         backend: "onnx", "tflite", "keras" or "auto" (by the file's suffix; without `model`,
             the first installed runtime among onnx, tflite, keras).
         threads: inference threads (None: the runtime's default).
-        detect_scale: the cascade runs on a copy resized by this factor.
-        detect_every: run the cascade every N frames; in between, the faces found last keep
+        detector: "auto" (YuNet where its file is cached or can be fetched, else Haar),
+            "yunet", "haar", a `DetectorSettings`, or any object with
+            `.detect(frame) -> list of Detection or (x, y, w, h)`.
+        detect_every: run the detector every N frames; in between, the faces found last keep
             their boxes (a face moves little in a few frames at webcam rates) and are
             classified again, so labels stay live at a fraction of the detection cost.
         smooth: weight of the past in the per-track moving average of probabilities, [0, 1).
         min_confidence: faces whose top probability is below this are marked uncertain.
-        crop_margin: fraction of the box side added on every side before cropping (negative
-            shrinks); None takes the model's metadata `input.crop_margin`.
-        scale_factor, min_neighbors, min_size: Haar cascade settings (min_size in source px).
-        cascade: cascade XML file; None for OpenCV's frontal-face default.
-        detector: any object with `.detect(frame) -> list of (x, y, w, h)`, replacing Haar.
+        crop_margin: extra fraction of the crop's side added on every side (negative
+            shrinks); None takes the model's metadata `input.crop_margin` (0 for the bundled
+            model, whose framing the detector's crop mapping already matches).
         flip_average: average each face's probabilities with its mirror image's (see
             `Backend.predict`); on by default: +0.5 points on PublicTest for the bundled
             model, for one more model run per face in the same batch.
+        photo: every frame is an unrelated photo: no tracks or smoothing carry over.
         verify_model: check the model file against the checksum in its metadata (see
             `edge_runtime.integrity`); False for a model edited on purpose.
+        detect_scale, min_size, scale_factor, min_neighbors, cascade: shortcuts for the
+            same `DetectorSettings` fields (None: the detector's default).
+
+    Attributes:
+        detector_name: the detector actually used ("yunet", "haar", or the custom class name).
+        detector_note: under `auto`, why the first choice was not used ("" when it was).
 
     Raises:
         BackendError: the model cannot be loaded (the message names the file and the fix).
-        DetectorError: the cascade or a detector setting is invalid.
+        DetectorError: the detector, its file or a detector setting is invalid.
         ValueError: another setting is out of range.
     """
 
@@ -107,17 +117,18 @@ class EmotionDetector:
         model: str | os.PathLike | None = None,
         backend: str = "auto",
         threads: int | None = None,
-        detect_scale: float = DEFAULT_DETECT_SCALE,
+        detector: str | DetectorSettings | object = "auto",
         detect_every: int = 1,
         smooth: float = DEFAULT_SMOOTH,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         crop_margin: float | None = None,
-        scale_factor: float = DEFAULT_SCALE_FACTOR,
-        min_neighbors: int = DEFAULT_MIN_NEIGHBORS,
-        min_size: int = DEFAULT_MIN_SIZE,
-        cascade: str | os.PathLike | None = None,
-        detector=None,
         flip_average: bool = True,
+        photo: bool = False,
+        detect_scale: float | None = None,
+        min_size: int | None = None,
+        scale_factor: float | None = None,
+        min_neighbors: int | None = None,
+        cascade: str | os.PathLike | None = None,
         verify_model: bool = True,
     ) -> None:
         if detect_every < 1:
@@ -126,8 +137,11 @@ class EmotionDetector:
             raise ValueError(f"min_confidence {min_confidence}: expected a probability in [0, 1]")
         if crop_margin is not None and not -0.45 <= crop_margin <= 2.0:
             raise ValueError(f"crop_margin {crop_margin}: expected a fraction of the box side in [-0.45, 2]")
-        self.tracker = IoUTracker(smooth=smooth)
-        self.detector = detector or HaarDetector(cascade, scale_factor, min_neighbors, min_size, detect_scale)
+        self.tracker = IoUTracker(smooth=0.0 if photo else smooth)
+        shortcuts = dict(detect_scale=detect_scale, min_size=min_size, scale_factor=scale_factor, min_neighbors=min_neighbors,
+                         cascade=cascade)
+        self.chosen = _choose_detector(detector, {k: v for k, v in shortcuts.items() if v is not None})
+        self.detector = self.chosen.detector
         self.backend: Backend = load_model(model, backend, threads, verify_model)
         self.labels = tuple(self.backend.labels)
         self.spec = self.backend.metadata.input
@@ -135,6 +149,7 @@ class EmotionDetector:
         self.detect_every = int(detect_every)
         self.min_confidence = float(min_confidence)
         self.flip_average = bool(flip_average)
+        self.photo = bool(photo)
         self.frame_index = 0
         self._frame_shape: tuple[int, int] | None = None
         self.last_timings: dict[str, float] = {"detect": 0.0, "preprocess": 0.0, "infer": 0.0}
@@ -142,6 +157,19 @@ class EmotionDetector:
     @property
     def model_path(self) -> Path:
         return self.backend.model_path
+
+    @property
+    def detector_name(self) -> str:
+        return self.chosen.name
+
+    @property
+    def detector_note(self) -> str:
+        return self.chosen.note
+
+    @property
+    def crop(self) -> CropMapping:
+        """How detector boxes become model crops (the detector's measured mapping)."""
+        return self.chosen.crop
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Faces in one frame, left to right; call it on consecutive frames of one source.
@@ -153,47 +181,97 @@ class EmotionDetector:
             ValueError: for something that is not an image.
         """
         frame = check_frame(frame)
-        timings = {"detect": 0.0, "preprocess": 0.0, "infer": 0.0}
         started = time.perf_counter()
         shape = frame.shape[:2]
-        # A frame of another size (a folder of mixed images) invalidates the boxes to reuse.
-        if shape != self._frame_shape:
+        # A photo, or a frame of another size (a folder of mixed images), invalidates the boxes to reuse.
+        if self.photo or shape != self._frame_shape:
             self.tracker.reset()
             self._frame_shape = shape
             due = True
         else:
             due = self.frame_index % self.detect_every == 0
         if due:
-            boxes = self.detector.detect(frame)
-            tracked = list(zip(self.tracker.assign(boxes), (tuple(int(v) for v in b) for b in boxes)))
+            detections = [as_detection(found) for found in self.detector.detect(frame)]
+            track_ids = self.tracker.assign([d.box for d in detections])
+            self._detections = dict(zip(track_ids, detections))
+            tracked = list(zip(track_ids, detections))
         else:
-            tracked = sorted(self.tracker.visible(), key=lambda item: item[1][:2])
+            tracked = [(tid, self._detections[tid]) for tid, _ in sorted(self.tracker.visible(), key=lambda item: item[1][:2])]
         after_detect = time.perf_counter()
-        crops = [crop_face(frame, box, self.crop_margin) for _, box in tracked]
-        # A box that the margin and the frame's edges leave empty has nothing to classify.
+        crops = [self._crop(frame, detection) for _, detection in tracked]
+        # A box that the frame's edges leave empty has nothing to classify.
         tracked, crops = [item for item, crop in zip(tracked, crops) if crop.size], [crop for crop in crops if crop.size]
+        faces = self._classify(crops, tracked, after_detect - started)
+        self.frame_index += 1
+        return faces
+
+    def is_face_crop(self, image: np.ndarray) -> bool:
+        """True for an image barely larger than the model input: an already-cropped face
+        (a FER-2013 file is 48x48), which a detector cannot find a face in."""
+        return max(image.shape[:2]) <= WHOLE_FACE_MAX_FACTOR * self.spec.size
+
+    def detect_photo(self, image: np.ndarray, whole: bool = False) -> list[Face]:
+        """Faces in one photo, which stands alone: nothing carries over from earlier frames.
+
+        An already-cropped face (see `is_face_crop`), or any image with `whole=True`, is
+        classified as one face spanning the image.
+
+        Raises:
+            ValueError: for something that is not an image.
+        """
+        image = check_frame(image)
+        self.reset()
+        if whole or self.is_face_crop(image):
+            return self.classify_whole(image)
+        photo, self.photo = self.photo, True
+        try:
+            return self.detect(image)
+        finally:
+            self.photo = photo
+
+    def classify_whole(self, image: np.ndarray) -> list[Face]:
+        """Classifies a whole image as one face (an already-cropped face, such as a FER-2013 file).
+
+        Raises:
+            ValueError: for something that is not an image.
+        """
+        image = check_frame(image)
+        height, width = image.shape[:2]
+        faces = self._classify([image], [(1, _whole(width, height))], 0.0)
+        self.frame_index += 1
+        return faces
+
+    def _crop(self, frame: np.ndarray, detection) -> np.ndarray:
+        mapping = self.crop
+        region = crop_region(detection.box, mapping.scale * (1 + 2 * self.crop_margin), (mapping.shift_x, mapping.shift_y),
+                             mapping.square)
+        angle = eye_angle(detection.landmarks) if mapping.align_eyes and detection.landmarks else 0.0
+        return crop_mapped(frame, region, angle)
+
+    def _classify(self, crops: list[np.ndarray], tracked: list, detect_seconds: float) -> list[Face]:
+        started = time.perf_counter()
         batch = faces_to_batch(crops, self.spec)
         after_preprocess = time.perf_counter()
         probabilities = self.backend.predict(batch, self.flip_average)
         after_infer = time.perf_counter()
-        timings.update(
-            detect=after_detect - started, preprocess=after_preprocess - after_detect, infer=after_infer - after_preprocess
-        )
-        self.last_timings = timings
-        self.frame_index += 1
-        return [self._face(tid, box, probs) for (tid, box), probs in zip(tracked, probabilities)]
+        self.last_timings = {
+            "detect": detect_seconds, "preprocess": after_preprocess - started, "infer": after_infer - after_preprocess
+        }
+        return [self._face(tid, detection, probs) for (tid, detection), probs in zip(tracked, probabilities)]
 
-    def _face(self, track_id: int, box: Box, probabilities: np.ndarray) -> Face:
+    def _face(self, track_id: int, detection, probabilities: np.ndarray) -> Face:
         smoothed = self.tracker.smooth(track_id, probabilities)
         best = int(np.argmax(smoothed))
         confidence = float(smoothed[best])
         return Face(
-            box=box,
+            box=tuple(int(v) for v in detection.box),
             track_id=track_id,
             label=self.labels[best],
             confidence=confidence,
             probabilities={label: float(p) for label, p in zip(self.labels, smoothed)},
             uncertain=confidence < self.min_confidence,
+            score=float(detection.score),
+            landmarks=detection.landmarks,
         )
 
     def reset(self) -> None:
@@ -211,6 +289,24 @@ class EmotionDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _whole(width: int, height: int):
+    from edge_runtime.detectors import Detection
+
+    return Detection((0, 0, int(width), int(height)))
+
+
+def _choose_detector(detector, overrides: dict) -> ChosenDetector:
+    """The detector `EmotionDetector(detector=...)` names, with its settings overridden."""
+    if isinstance(detector, str):
+        return load_detector(DetectorSettings(name=detector, **overrides))
+    if isinstance(detector, DetectorSettings):
+        return load_detector(dataclasses.replace(detector, **overrides))
+    if not hasattr(detector, "detect"):
+        raise ValueError(f"detector {detector!r}: expected 'auto', a detector name, DetectorSettings or an object with .detect(frame)")
+    # A custom detector's boxes are taken as they are (the Haar mapping: the box is the crop).
+    return ChosenDetector(detector, get_detector_info("haar"), CropMapping(), "", custom_name=type(detector).__name__)
 
 
 def load_model(

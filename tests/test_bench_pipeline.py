@@ -171,19 +171,34 @@ def model_files(tmp_path: Path) -> list[Path]:
 
 def test_runtime_only_install_skips_keras_and_seed_style_rows(tmp_path):
     files = model_files(tmp_path)
-    config = PipelineConfig(detect_scales=(1.0, 0.5), detect_every=(1, 3))
+    config = PipelineConfig(detect_scales=(1.0, 0.5), detect_every=(1, 3), detectors=("haar",))
     jobs, decided = plan_pipeline(config, files, files[0], runtimes_without_keras, no_tensorflow)
     by_name = {row["name"]: row for row in decided}
     assert by_name[SEED_STYLE]["status"] == SKIPPED and "TensorFlow not installed" in by_name[SEED_STYLE]["reason"]
-    assert by_name["keras scale 0.5 every 1"]["status"] == SKIPPED
+    assert by_name["keras haar scale 0.5 every 1"]["status"] == SKIPPED
     # The int8 TFLite model gets the whole sweep; the others run at the default detection.
     assert [job.name for job in jobs] == [
-        "onnx-fp32 scale 0.5 every 1",
-        "tflite-int8 scale 1 every 1",
-        "tflite-int8 scale 1 every 3",
-        "tflite-int8 scale 0.5 every 1",
-        "tflite-int8 scale 0.5 every 3",
+        "onnx-fp32 haar scale 0.5 every 1",
+        "tflite-int8 haar scale 1 every 1",
+        "tflite-int8 haar scale 1 every 3",
+        "tflite-int8 haar scale 0.5 every 1",
+        "tflite-int8 haar scale 0.5 every 3",
     ]
+
+
+def test_every_detector_gets_its_rows_and_an_uncached_one_is_skipped(tmp_path, monkeypatch):
+    files = model_files(tmp_path)[1:2]
+    config = PipelineConfig(detect_scales=(0.5,), detect_every=(1, 3), detectors=("yunet", "haar"))
+    jobs, _ = plan_pipeline(config, files, None, lambda b: RuntimeCheck(True), lambda: RuntimeCheck(True))
+    assert [(job.name, job.detector) for job in jobs] == [
+        ("onnx-fp32 yunet scale 0.5 every 1", "yunet"), ("onnx-fp32 yunet scale 0.5 every 3", "yunet"),
+        ("onnx-fp32 haar scale 0.5 every 1", "haar"), ("onnx-fp32 haar scale 0.5 every 3", "haar"),
+    ]
+    monkeypatch.setenv("EDGE_EMOTION_CACHE", str(tmp_path / "empty-cache"))
+    jobs, decided = plan_pipeline(config, files, None, lambda b: RuntimeCheck(True), lambda: RuntimeCheck(True))
+    assert [job.detector for job in jobs] == ["haar", "haar"]
+    yunet_rows = [row for row in decided if row.get("detector") == "yunet"]
+    assert len(yunet_rows) == 2 and all(row["status"] == SKIPPED and "edge-run --fetch-models" in row["reason"] for row in yunet_rows)
 
 
 def test_seed_style_runs_first_when_tensorflow_is_there(tmp_path):

@@ -62,7 +62,8 @@ def test_pipeline_without_tensorflow_skips_keras_and_seed_style(tmp_path):
     code = BLOCK_TENSORFLOW + (
         "from benchmarks.cli import app\n"
         f"app(['pipeline', *{[str(m) for m in models]!r}, '--max-frames', '3', '--warmup-frames', '1', '--threads', '1',"
-        f" '--detect-scale', '0.5', '--detect-every', '1', '--in-process', '--json', {str(out)!r}], standalone_mode=False)\n"
+        f" '--detect-scale', '0.5', '--detect-every', '1', '--detector', 'haar', '--in-process', '--json', {str(out)!r}],"
+        " standalone_mode=False)\n"
         "import sys\nprint('tensorflow' in sys.modules)\n"
     )
     done = run_python(code)
@@ -71,6 +72,6 @@ def test_pipeline_without_tensorflow_skips_keras_and_seed_style(tmp_path):
     rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
     assert rows["seed-style"]["status"] == "skipped"
     assert rows["seed-style"]["reason"].startswith("TensorFlow not installed")
-    assert rows["keras scale 0.5 every 1"]["status"] == "skipped"
-    assert "pip install" in rows["keras scale 0.5 every 1"]["reason"]
-    assert rows["onnx-int8 scale 0.5 every 1"]["status"] == "ok"
+    assert rows["keras haar scale 0.5 every 1"]["status"] == "skipped"
+    assert "pip install" in rows["keras haar scale 0.5 every 1"]["reason"]
+    assert rows["onnx-int8 haar scale 0.5 every 1"]["status"] == "ok"

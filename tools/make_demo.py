@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.scenes import FRAME_SIZE, background, match_boxes, paste_face, read_face
 from edge_runtime.atomic import atomic_path, write_json_atomic
-from edge_runtime.detector import HaarDetector
+from edge_runtime.detectors.haar import HaarDetector
 from edge_runtime.labels import LABELS
 from edge_runtime.sources import demo_clip_path
 
@@ -58,7 +58,7 @@ def robust(face: np.ndarray, placements: list[tuple[int, int, int, int]], detect
         paste_face(frame, face, box)
         # JPEG at similar quality stands in for the video codec's blockiness.
         frame = cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 60])[1], cv2.IMREAD_COLOR)
-        if match_boxes([box], detector.detect(frame), min_iou=0.5)[0] is None:
+        if match_boxes([box], [d.box for d in detector.detect(frame)], min_iou=0.5)[0] is None:
             return False
     return True
 
@@ -157,7 +157,7 @@ def check(out: Path, truth: dict) -> str:
         if not ok:
             break
         boxes = [face["box"] for face in truth["frames"][decoded]["faces"]]
-        matches = match_boxes(boxes, detector.detect(frame))
+        matches = match_boxes(boxes, [d.box for d in detector.detect(frame)])
         total += len(boxes)
         found += sum(m is not None for m in matches)
         decoded += 1

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -117,7 +118,10 @@ def _read_url(url: str, limit: int, timeout_s: float) -> bytes:
         raise DetectorError(f"{url}: no complete answer within {timeout_s:.0f} s")
     if "error" in result:
         error = result["error"]
-        reason = getattr(error, "reason", None) or error
+        if isinstance(error, urllib.error.HTTPError):
+            reason = f"HTTP {error.code} {error.reason}"
+        else:
+            reason = getattr(error, "reason", None) or error
         raise DetectorError(f"{url}: download failed ({reason})")
     return result["body"]  # type: ignore[return-value]
 

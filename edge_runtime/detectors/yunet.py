@@ -17,6 +17,9 @@ from edge_runtime.detectors.base import Detection, DetectorError, scale_box, shr
 
 DEFAULT_NMS_THRESHOLD = 0.3
 TOP_K = 5000
+# Smaller inputs give the network nothing to look at (its coarsest stride is 32 px) and
+# non-finite boxes back.
+MIN_INPUT_SIDE = 16
 
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -86,6 +89,8 @@ class YuNetDetector:
         image = _to_bgr(frame)
         height, width = image.shape[:2]
         small, scale_x, scale_y = shrink_for_detection(image, self.detect_scale)
+        if min(small.shape[:2]) < MIN_INPUT_SIDE:
+            return []
         size = (small.shape[1], small.shape[0])
         if size != self._input_size:
             self.net.setInputSize(size)
@@ -95,6 +100,8 @@ class YuNetDetector:
             return []
         detections = []
         for row in np.asarray(found, dtype=np.float32).reshape(-1, 15):
+            if not np.isfinite(row).all():
+                continue
             box = scale_box(row[:4], scale_x, scale_y, width, height)
             if box[2] < self.min_size and box[3] < self.min_size or box[2] <= 0 or box[3] <= 0:
                 continue
