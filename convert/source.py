@@ -8,7 +8,6 @@ emotion classifier the runtime can drive: one 48x48x1 input and seven probabilit
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
 from edge_runtime.errors import first_line
+from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.labels import NUM_CLASSES
 from edge_runtime.metadata import MetadataError, ModelMetadata, file_sha256, read_sidecar, sidecar_path
 from edge_runtime.preprocess import FACE_SIZE
@@ -55,9 +55,10 @@ def check_model_file(path: Path) -> ModelMetadata:
         raise ConvertError(f"{path}: is a folder; expected a .keras model file (for a run folder: {path / 'model.keras'})")
     if path.suffix.lower() != ".keras":
         raise ConvertError(f"{path}: not a Keras model; expected a .keras file written by edge-train")
-    # A .keras file is a zip archive; anything else would fail deep inside Keras with a worse message.
-    if not zipfile.is_zipfile(path):
-        raise ConvertError(f"{path}: not a Keras model file (not a .keras zip archive)")
+    # Keras would call a truncated archive "File not found" and a damaged one a CRC error.
+    problem = keras_file_problem(path)
+    if problem:
+        raise ConvertError(problem)
     if not sidecar_path(path).exists():
         raise ConvertError(
             f"{path}: no metadata file {sidecar_path(path).name} next to it; "

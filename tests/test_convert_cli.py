@@ -77,7 +77,7 @@ def test_keras_suffix_on_a_file_that_is_no_archive(tmp_path):
     fake.write_text("not a model")
     result = invoke(fake, "--out", tmp_path / "out")
     assert result.exit_code == 1
-    assert error_line(result).endswith("model.keras: not a Keras model file (not a .keras zip archive)")
+    assert error_line(result).endswith("model.keras: not a complete .keras zip archive (damaged, truncated, or another kind of file)")
 
 
 def test_archive_that_keras_cannot_load(tmp_path, tiny_model):
@@ -87,7 +87,7 @@ def test_archive_that_keras_cannot_load(tmp_path, tiny_model):
     shutil.copy(sidecar_path(tiny_model), sidecar_path(fake))
     result = invoke(fake, "--format", "onnx", "--no-verify", "--out", tmp_path / "out")
     assert result.exit_code == 1
-    assert f"edge-convert: error: {fake}: not a loadable Keras model (" in error_line(result)
+    assert error_line(result) == f"edge-convert: error: {fake}: not a Keras model: the archive has no config.json"
 
 
 def test_model_without_its_metadata_sidecar(tmp_path, tiny_model):

@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
 from edge_runtime.errors import first_line
+from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.labels import LABELS, NUM_CLASSES
 from edge_runtime.metadata import ModelMetadata, sidecar_path
 from edge_runtime.preprocess import gray48_to_input
@@ -171,11 +172,20 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
         from trainer.augment import allow_xla
 
         # The .keras checkpoint holds the optimizer too: its step count keeps the schedule in place.
-        model = keras.models.load_model(paths.last)
+        problem = keras_file_problem(paths.last)
+        if problem:
+            raise TrainingError(f"{problem}; the run cannot resume from it (start a new run with another --out)")
+        try:
+            model = keras.models.load_model(paths.last)
+        except Exception as error:  # Keras raises many types for a bad file; all mean the same.
+            raise TrainingError(f"{paths.last}: cannot resume from this checkpoint ({first_line(error)})") from None
         allow_xla(model)
         return model
     network = arch.build()
     if config.weights:
+        problem = keras_file_problem(config.weights)
+        if problem:
+            raise TrainingError(problem)
         try:
             network.load_weights(config.weights)
         except Exception as error:  # Keras raises many types for a wrong file; all mean the same.

@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
+from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.metadata import MetadataError, read_sidecar
 
 
@@ -22,6 +23,9 @@ class KerasBackend(Backend):
         except MetadataError as error:
             raise BackendError(str(error)) from None
         super().__init__(model_path, metadata)
+        problem = keras_file_problem(model_path)  # Keras would call a truncated file "File not found"
+        if problem:
+            raise BackendError(problem)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
             import keras
