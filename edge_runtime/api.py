@@ -185,7 +185,7 @@ class EmotionDetector:
         shape = frame.shape[:2]
         # A photo, or a frame of another size (a folder of mixed images), invalidates the boxes to reuse.
         if self.photo or shape != self._frame_shape:
-            self.tracker.reset()
+            self.tracker.reset(restart_ids=self.photo)
             self._frame_shape = shape
             due = True
         else:
@@ -221,6 +221,7 @@ class EmotionDetector:
         """
         image = check_frame(image)
         self.reset()
+        self.tracker.reset(restart_ids=True)
         if whole or self.is_face_crop(image):
             return self.classify_whole(image)
         photo, self.photo = self.photo, True

@@ -32,9 +32,15 @@ __all__ = ["FrameSource", "ImageSource", "LiveSource", "SourceError", "VideoFile
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo.mp4"
+DEMO_PHOTO = DEMO_CLIP.with_name("demo_photo.jpg")
 
 # A file whose decoder fails this many frames in a row is treated as ended.
 MAX_BAD_FILE_FRAMES = 50
+
+
+def demo_photo_path() -> Path:
+    """The demo photo bundled with the package (six FER-2013 training faces, some turned)."""
+    return DEMO_PHOTO
 
 
 def demo_clip_path() -> Path:

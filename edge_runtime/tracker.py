@@ -120,6 +120,13 @@ class IoUTracker:
             track.probabilities = self.smooth_weight * track.probabilities + (1.0 - self.smooth_weight) * probabilities
         return track.probabilities
 
-    def reset(self) -> None:
-        """Forgets every track (a new source, or a frame of a different size)."""
+    def reset(self, restart_ids: bool = False) -> None:
+        """Forgets every track (a new source, or a frame of a different size).
+
+        Args:
+            restart_ids: number the next faces from 1 again (a new photo); otherwise ids keep
+                counting, so an id never names two different faces of one video.
+        """
         self.tracks.clear()
+        if restart_ids:
+            self._next_id = 1

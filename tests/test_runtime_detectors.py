@@ -164,7 +164,9 @@ def test_download_is_verified_and_written_into_the_cache(empty_cache, mirror):
     assert sorted(p.name for p in empty_cache.iterdir()) == [YUNET_FILE.file_name]
 
 
-@pytest.mark.parametrize("folder, message", [("truncated", "not the pinned"), ("wrong", "not the pinned"), ("missing", "HTTP 404 Not Found")])
+@pytest.mark.parametrize(
+    "folder, message", [("truncated", "not the pinned"), ("wrong", "not the pinned"), ("missing", "HTTP 404 Not Found")]
+)
 def test_a_bad_download_keeps_nothing(empty_cache, mirror, folder, message):
     mirror(folder)
     with pytest.raises(DetectorError, match=message):

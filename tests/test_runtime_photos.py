@@ -1,0 +1,180 @@
+"""Photo mode: each image stands alone, already-cropped faces, --whole-image, --save-images,
+the overlay's layout, and the README's Python example (run as it is written)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge_runtime.api import Face
+from edge_runtime.cli import app
+from edge_runtime.default_model import MODELS_DIR
+from edge_runtime.draw import OVERLAYS, _place_panel, draw_faces
+from edge_runtime.labels import LABELS
+from edge_runtime.sources import demo_clip_path, demo_photo_path
+from tests.conftest import SHARED_YUNET
+
+pytest.importorskip("onnxruntime")
+BUNDLED_ONNX = MODELS_DIR / "emotion_int8.onnx"
+pytestmark = pytest.mark.skipif(not BUNDLED_ONNX.is_file(), reason="needs the bundled ONNX model")
+README = Path(__file__).resolve().parents[1] / "README.md"
+runner = CliRunner()
+
+
+def run(*args) -> tuple[CliRunner, list[dict]]:
+    result = runner.invoke(app, ["--model", str(BUNDLED_ONNX), "--no-display", *map(str, args)])
+    return result
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture()
+def photos(tmp_path) -> Path:
+    """A folder of two photos: the demo photo, and the same photo mirrored (other faces at other places)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = cv2.imread(str(demo_photo_path()))
+    cv2.imwrite(str(folder / "a.jpg"), image)
+    cv2.imwrite(str(folder / "b.jpg"), image[:, ::-1])
+    return folder
+
+
+def test_each_photo_stands_alone_and_records_name_their_file(photos, tmp_path):
+    together, alone = tmp_path / "together.jsonl", tmp_path / "alone.jsonl"
+    assert run("--source", photos, "--jsonl", together, "--detector", "haar").exit_code == 0
+    assert run("--source", photos / "b.jpg", "--jsonl", alone, "--detector", "haar").exit_code == 0
+    both = records(together)
+    assert {r["source"] for r in both} == {str(photos / "a.jpg"), str(photos / "b.jpg")}
+    assert all(r["time"] is None for r in both)  # a photo has no clock
+    # b.jpg's faces get exactly the probabilities they get when b.jpg is run alone:
+    # no track or smoothing carries over from a.jpg, though both photos have the same size.
+    after_a = [(r["box"], r["probabilities"], r["track_id"]) for r in both if r["source"].endswith("b.jpg")]
+    assert after_a and after_a == [(r["box"], r["probabilities"], r["track_id"]) for r in records(alone)]
+
+
+def test_already_cropped_faces_are_classified_whole(tmp_path):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_GRAYSCALE)
+    for name, (x, y) in {"one.png": (90, 105), "two.png": (503, 56)}.items():
+        cv2.imwrite(str(folder / name), cv2.resize(photo[y : y + 139, x : x + 139], (48, 48)))
+    out = tmp_path / "faces.jsonl"
+    result = run("--source", folder, "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    assert "frames: 2 | faces: 2" in result.output
+    assert [r["box"] for r in records(out)] == [[0, 0, 48, 48], [0, 0, 48, 48]]
+
+
+def test_whole_image_option_classifies_a_large_image_as_one_face(tmp_path):
+    out = tmp_path / "faces.jsonl"
+    result = run("--source", demo_photo_path(), "--whole-image", "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    (record,) = records(out)
+    assert record["box"] == [0, 0, 960, 640] and record["label"] in LABELS
+
+
+def test_save_images_writes_an_annotated_copy_of_each_photo(photos, tmp_path):
+    out = tmp_path / "annotated"
+    result = run("--source", photos, "--save-images", out, "--detector", "haar")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    original, annotated = cv2.imread(str(photos / "a.jpg")), cv2.imread(str(out / "a.jpg"))
+    assert annotated.shape == original.shape and np.abs(annotated.astype(int) - original).max() > 100  # boxes and text drawn
+
+
+def test_save_images_refuses_the_input_folder_and_video_sources(photos, tmp_path):
+    before = (photos / "a.jpg").read_bytes()
+    result = run("--source", photos, "--save-images", photos)
+    assert result.exit_code == 1
+    assert "is the folder the photos come from; choose another folder" in result.output
+    assert (photos / "a.jpg").read_bytes() == before
+    result = run("--source", "demo", "--save-images", tmp_path / "frames")
+    assert result.exit_code == 1 and "only for image and folder sources; for video use --save-video" in result.output
+
+
+def test_the_summary_and_records_name_the_detector_used(tmp_path):
+    out = tmp_path / "haar.jsonl"
+    result = run("--source", "demo", "--detector", "haar", "--max-frames", "3", "--jsonl", out)
+    assert result.exit_code == 0 and "| detector: haar" in result.output
+    assert {r["detector"] for r in records(out)} == {"haar"}
+    if SHARED_YUNET.is_file():
+        result = run("--source", "demo", "--max-frames", "3")
+        assert result.exit_code == 0 and "| detector: yunet" in result.output
+
+
+def test_a_detector_that_finds_nothing_is_said_once(tmp_path):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
+    result = run("--source", blank)
+    assert result.exit_code == 0 and "frames: 1 | faces: 0" in result.output
+
+
+# --- the overlay -------------------------------------------------------------------------------
+
+
+def face(box, label="happy") -> Face:
+    probabilities = dict.fromkeys(LABELS, 0.05) | {label: 0.7}
+    return Face(tuple(box), 1, label, 0.7, probabilities, False)
+
+
+def test_overlay_none_draws_boxes_only_and_labels_no_bars():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    boxes = [(100, 150, 120, 120)]
+    none = draw_faces(frame.copy(), [face(b) for b in boxes], overlay="none")
+    labels = draw_faces(frame.copy(), [face(b) for b in boxes], overlay="labels")
+    bars = draw_faces(frame.copy(), [face(b) for b in boxes], overlay="bars")
+    outside = np.ones((480, 640), bool)
+    outside[148:273, 98:223] = False
+    assert not none[outside].any()  # nothing but the box
+    assert labels[outside].any() and not labels[:, 230:].any()  # a caption above the box, nothing to its right
+    assert bars[:, 230:].any()  # the probability panel beside the box
+    with pytest.raises(ValueError, match="overlay 'bar'"):
+        draw_faces(frame, [], overlay="bar")
+    assert set(OVERLAYS) == {"bars", "labels", "none"}
+
+
+def test_panels_stay_inside_the_frame_and_off_each_other_in_a_group_photo():
+    boxes = [(x, 200, 80, 80) for x in range(10, 640, 105)] + [(560, 5, 80, 80), (0, 400, 80, 80)]
+    taken = list(boxes)
+    for box in boxes:
+        panel = _place_panel(face(box), (640, 480), taken, 1.0)
+        x, y, w, h = panel
+        assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
+        assert all(_overlap(panel, other) == 0 for other in taken), (panel, taken)
+        taken.append(panel)
+
+
+def _overlap(a, b) -> int:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, width) * max(0, height)
+
+
+# --- the README's example ----------------------------------------------------------------------
+
+
+def test_the_readme_photo_example_runs_as_written(tmp_path):
+    section = README.read_text(encoding="utf-8").split("### In your own code", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) >= 2 and any(label in lines[0] for label in LABELS)
+    assert cv2.imread(str(tmp_path / "annotated.jpg")).shape == (640, 960, 3)
+
+
+def test_the_demo_clip_and_photo_ship_with_the_package():
+    assert demo_clip_path().is_file() and demo_photo_path().is_file()
+    truth = json.loads(demo_photo_path().with_suffix(".json").read_text())
+    assert len(truth["faces"]) == 6 and shutil.disk_usage(demo_photo_path().parent)
