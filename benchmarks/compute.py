@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.formats import backend_for_path
+
 PEAK_MATRIX_SIZE = 2048
 PEAK_REPEATS = 5
 
@@ -131,14 +133,12 @@ def count_macs(path: str | Path) -> tuple[int, str]:
         ImportError: the package needed to read the graph is not installed.
         ValueError: a suffix with no counter.
     """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
+    backend = backend_for_path(path).name  # ValueError for a suffix no backend runs
+    if backend == "onnx":
         return count_macs_onnx(path), "counted from the ONNX graph (Conv, Gemm, MatMul), per face"
-    if suffix == ".tflite":
+    if backend == "tflite":
         return count_macs_tflite(path), "counted from the TFLite graph (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED), per face"
-    if suffix in (".keras", ".h5"):
-        return count_macs_keras(path), "counted from the Keras layers (Conv2D, DepthwiseConv2D, SeparableConv2D, Dense), per face"
-    raise ValueError(f"{path}: cannot count multiply-adds of '{suffix}' files; expected .onnx, .tflite or .keras")
+    return count_macs_keras(path), "counted from the Keras layers (Conv2D, DepthwiseConv2D, SeparableConv2D, Dense), per face"
 
 
 def measure_peak_gflops(size: int = PEAK_MATRIX_SIZE, repeats: int = PEAK_REPEATS, clock=time.perf_counter) -> float:
@@ -220,13 +220,17 @@ def reference_model(paths: list[Path]) -> Path | None:
     then any ONNX, float TFLite, any TFLite, Keras."""
 
     def rank(path: Path) -> tuple[int, str]:
-        name, suffix = path.name.lower(), path.suffix.lower()
+        name = path.name.lower()
+        try:
+            backend = backend_for_path(path).name
+        except ValueError:
+            backend = ""
         order = [
-            suffix == ".onnx" and "int8" not in name,
-            suffix == ".onnx",
-            suffix == ".tflite" and "fp32" in name,
-            suffix == ".tflite",
-            suffix in (".keras", ".h5"),
+            backend == "onnx" and "int8" not in name,
+            backend == "onnx",
+            backend == "tflite" and "fp32" in name,
+            backend == "tflite",
+            backend == "keras",
         ]
         return (order.index(True) if True in order else len(order), name)
 

@@ -15,7 +15,7 @@ from benchmarks.progress import Progress, warn_if_busy
 from benchmarks.rows import OK, check_runtime, skipped_row, tensorflow_check
 from benchmarks.worker import Runner
 from edge_runtime.detectors import DETECTOR_NAMES
-from edge_runtime.formats import FORMAT_NAMES, backend_for_path, get_format
+from edge_runtime.formats import FORMAT_NAMES, backend_for_path, get_backend, get_format
 
 DEFAULT_SCALE = 0.5
 SWEEP_PREFERENCE = ("tflite-int8", "onnx-int8", "tflite-fp32", "onnx-fp32")
@@ -143,7 +143,7 @@ def run_pipeline(
     """Runs every configuration; returns the report (environment, settings, rows with speed-ups)."""
     warn_if_busy(log)
     chosen = choose_models(config.models, config.variants_of, config.data, model_set, log)
-    keras_files = [p for p in chosen.paths if p.suffix.lower() in (".keras", ".h5")]
+    keras_files = [p for p in chosen.paths if p.suffix.lower() in get_backend("keras").suffixes]
     bundled = bundled_keras()
     seed_keras = keras_files[0] if keras_files else (config.variants_of or (bundled if bundled.is_file() else None))
     jobs, decided = plan_pipeline(config, chosen.paths, seed_keras, runtime_check, tf_check)

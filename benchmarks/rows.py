@@ -48,14 +48,6 @@ class RuntimeCheck:
     reason: str = ""
 
 
-# The packages each backend can run on, in the order the backend tries them.
-RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
-    "onnx": ("onnxruntime",),
-    "tflite": ("ai_edge_litert", "tflite_runtime"),
-    "keras": ("tensorflow",),
-}
-
-
 def module_available(name: str) -> bool:
     """True when `name` can be imported, found without importing it (TensorFlow stays unloaded)."""
     try:
@@ -72,7 +64,7 @@ def check_runtime(backend: str, available=module_available) -> RuntimeCheck:
         available: module-name -> bool (injectable for tests).
     """
     info: BackendInfo = get_backend(backend)
-    modules = RUNTIME_MODULES.get(backend, ())
+    modules = info.runtime_packages
     if any(available(module) for module in modules):
         return RuntimeCheck(True)
     return RuntimeCheck(False, f"runtime not installed ({' or '.join(modules)}): {info.install_hint}")

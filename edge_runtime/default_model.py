@@ -11,25 +11,16 @@ import importlib.util
 import os
 from pathlib import Path
 
+from edge_runtime.formats import BACKEND_NAMES, BACKENDS
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 # The Keras master needs TensorFlow, so the runtime wheel leaves it out: it stays in the
 # repository's models/ folder, next to the runtime package in a clone.
 MASTER_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
-# Backend name -> bundled file (metadata inside the ONNX file, in a .json sidecar otherwise).
-BUNDLED_MODELS: dict[str, str] = {
-    "onnx": "emotion_int8.onnx",
-    "tflite": "emotion_int8.tflite",
-    "keras": "emotion.keras",
-}
-DEFAULT_BACKEND_ORDER: tuple[str, ...] = ("onnx", "tflite", "keras")
-
-# The packages that make each backend usable (any one of them), in the backend's own order.
-RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
-    "onnx": ("onnxruntime",),
-    "tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
-    "keras": ("tensorflow",),
-}
+# Views of the BACKENDS table (the only place these facts are written).
+BUNDLED_MODELS: dict[str, str] = {row.name: row.bundled_file for row in BACKENDS}
+DEFAULT_BACKEND_ORDER: tuple[str, ...] = BACKEND_NAMES
 
 
 class DefaultModelError(RuntimeError):
@@ -51,7 +42,7 @@ def _installed(module: str) -> bool:
 
 def installed_backends() -> list[str]:
     """Backends whose runtime package is installed, in the default order."""
-    return [name for name in DEFAULT_BACKEND_ORDER if any(_installed(m) for m in RUNTIME_PACKAGES[name])]
+    return [row.name for row in BACKENDS if any(_installed(m) for m in row.runtime_packages)]
 
 
 def default_backend() -> str:

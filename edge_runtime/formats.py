@@ -47,6 +47,10 @@ class BackendInfo:
         module: module holding the backend class, imported only when chosen.
         class_name: the class in `module`.
         install_hint: what to install when its runtime package is missing.
+        runtime_packages: importable packages any one of which runs it, in the order it tries them.
+        bundled_file: the file of the bundled model it runs (`edge_runtime.default_model`).
+        metadata: where a model file keeps its metadata: "inside" (ONNX `metadata_props`) or
+            "sidecar" (a `.json` file next to it).
     """
 
     name: str
@@ -54,6 +58,9 @@ class BackendInfo:
     module: str
     class_name: str
     install_hint: str
+    runtime_packages: tuple[str, ...]
+    bundled_file: str
+    metadata: str
 
 
 FORMATS: tuple[ModelFormat, ...] = (
@@ -66,10 +73,21 @@ FORMATS: tuple[ModelFormat, ...] = (
     ModelFormat("onnx-int8", ".onnx", "int8", "onnx", "_int8", "ONNX, static int8 QDQ, per-channel"),
 )
 
+# In the order `auto` tries them for the bundled model: the first installed runtime runs its file.
 BACKENDS: tuple[BackendInfo, ...] = (
-    BackendInfo("onnx", (".onnx",), "edge_runtime.backends.onnx_backend", "ONNXBackend", 'pip install "edge-emotion[onnx]"'),
-    BackendInfo("tflite", (".tflite",), "edge_runtime.backends.tflite_backend", "TFLiteBackend", 'pip install "edge-emotion[tflite]"'),
-    BackendInfo("keras", (".keras", ".h5"), "edge_runtime.backends.keras_backend", "KerasBackend", 'pip install "edge-emotion[train]"'),
+    BackendInfo(
+        "onnx", (".onnx",), "edge_runtime.backends.onnx_backend", "ONNXBackend", 'pip install "edge-emotion[onnx]"',
+        runtime_packages=("onnxruntime",), bundled_file="emotion_int8.onnx", metadata="inside",
+    ),
+    BackendInfo(
+        "tflite", (".tflite",), "edge_runtime.backends.tflite_backend", "TFLiteBackend", 'pip install "edge-emotion[tflite]"',
+        # Never TensorFlow's tf.lite: only the Keras backend may import TensorFlow.
+        runtime_packages=("ai_edge_litert", "tflite_runtime"), bundled_file="emotion_int8.tflite", metadata="sidecar",
+    ),
+    BackendInfo(
+        "keras", (".keras", ".h5"), "edge_runtime.backends.keras_backend", "KerasBackend", 'pip install "edge-emotion[train]"',
+        runtime_packages=("tensorflow",), bundled_file="emotion.keras", metadata="sidecar",
+    ),
 )
 
 FORMAT_NAMES = tuple(f.name for f in FORMATS)

@@ -13,7 +13,6 @@ Usage (from the repository root; the defaults rebuild the bundled photo):
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
