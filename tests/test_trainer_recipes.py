@@ -5,6 +5,7 @@ their presets. Each option is checked for what it changes, at tiny scale."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from trainer.augment import CROP_JITTERS, build_augmenter  # noqa: E402
 from trainer.cli import app  # noqa: E402
 from trainer.config import ConfigError, TrainConfig, make_config  # noqa: E402
 from trainer.distill import build_teacher_ensemble  # noqa: E402
+from trainer.fer2013 import load_fer2013  # noqa: E402
 from trainer.mixing import mix_batch, mixed_batches  # noqa: E402
 from trainer.models import ARCHITECTURES, Architecture  # noqa: E402
 from trainer.optimizers import build_optimizer, plateau_callback  # noqa: E402
@@ -293,7 +295,6 @@ def test_cli_run_with_every_recipe_option(tmp_path, fer_folder, monkeypatch):
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tta"] == "crops"
-    from trainer.fer2013 import load_fer2013
 
     data = load_fer2013(str(fer_folder), cache_dir=tmp_path / "cache")
     student = keras.models.load_model(out / "model.keras")
@@ -323,7 +324,6 @@ def test_distillation_from_saved_targets_is_the_same_loss():
 
 
 def test_teacher_run_writes_targets_that_a_student_learns_from(tmp_path, fer_folder, monkeypatch):
-    from trainer.fer2013 import load_fer2013
     from trainer.train import TrainingError, train
 
     monkeypatch.setitem(ARCHITECTURES, "edge", Architecture("edge", build_tiny, InputSpec(scale=1.0), "tiny"))
@@ -351,3 +351,25 @@ def test_teacher_run_writes_targets_that_a_student_learns_from(tmp_path, fer_fol
         train(wrong)
     with pytest.raises(ConfigError, match="--teacher and --teacher-targets exclude each other"):
         make_config("d", "o", teachers=("a.keras",), teacher_targets=(targets,))
+
+
+def test_max_minutes_finishes_a_run_that_resume_continues(tmp_path, fer_folder, monkeypatch):
+    """A limit of 0 minutes stops after the first epoch, with every artifact written; a
+    teacher's best weights then give targets without any training (--epochs 0 --weights)."""
+    from trainer.train import train
+
+    monkeypatch.setitem(ARCHITECTURES, "edge", Architecture("edge", build_tiny, InputSpec(scale=1.0), "tiny"))
+    cache = str(tmp_path / "cache")
+    out = tmp_path / "run"
+    config = make_config(str(fer_folder), str(out), epochs=3, batch_size=64, cache_dir=cache)
+    metrics = train(config, max_minutes=0)
+    assert metrics["epochs_run"] == 1 and (out / "model.keras").is_file() and (out / "metrics.json").is_file()
+    assert train(config, resume=True)["epochs_run"] == 3
+
+    packaged = make_config(str(fer_folder), str(tmp_path / "targets"), epochs=0, weights=str(out / "model.keras"), write_targets=True)
+    train(replace(packaged, cache_dir=cache))
+    best = keras.models.load_model(out / "model.keras")
+    faces = gray48_to_input(load_fer2013(str(fer_folder), cache_dir=cache).split("val").images, InputSpec(scale=1.0))
+    np.testing.assert_allclose(
+        np.load(tmp_path / "targets" / "targets.npz")["val"], averaged_over_views(best, "flip").predict(faces, verbose=0), atol=1e-5
+    )

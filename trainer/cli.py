@@ -114,6 +114,9 @@ def main(
         Optional[Path], typer.Option(exists=True, dir_okay=False, help="Start from saved weights (the seed's model.h5).")
     ] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its last completed epoch.")] = None,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(min=0.0, help="Stop after the epoch that ends past this many minutes, and finish the run.")
+    ] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for decoded data (default ~/.cache/edge-emotion).")] = None,
     version: VersionOption = None,
 ) -> None:
@@ -166,7 +169,7 @@ def main(
             )
             if config.epochs == 0 and not config.weights:
                 raise typer.BadParameter("--epochs 0 needs --weights (to package existing weights)", param_hint="--epochs")
-        metrics = train(config, resume=resume is not None)
+        metrics = train(config, resume=resume is not None, max_minutes=max_minutes)
     except ConfigError as error:
         typer.echo(f"edge-train: error: {error}", err=True)
         raise typer.Exit(2) from None

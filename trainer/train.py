@@ -70,8 +70,15 @@ def load_training_data(config: TrainConfig) -> FerData:
     return data
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict:
+def train(config: TrainConfig, resume: bool = False, max_minutes: float | None = None) -> dict:
     """Runs (or resumes) training and writes every artifact into `config.out`.
+
+    Args:
+        config: the run.
+        resume: continue the run in `config.out` from its last completed epoch.
+        max_minutes: stop after the first epoch that ends this many minutes after the start
+            and finish the run as usual (model, metrics, targets); `resume` continues it.
+            For machines lent for a limited time. None: no limit.
 
     Returns:
         The metrics written to metrics.json.
@@ -115,7 +122,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     )
 
     if config.epochs > state["epochs_done"]:
-        callbacks = [_EpochCheckpoint(keras, paths, config, state, arch.name, spec)]
+        deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
+        callbacks = [_EpochCheckpoint(keras, paths, config, state, arch.name, spec, deadline)]
         if config.schedule == "plateau":
             from trainer.optimizers import plateau_callback
 
@@ -298,8 +306,9 @@ def save_model(model, path: Path, arch: str, spec) -> None:
     write_text_atomic(sidecar_path(path), metadata.to_json())
 
 
-def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, arch: str, spec):
-    """Builds the callback that makes each finished epoch durable (defined lazily: Keras)."""
+def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, arch: str, spec, deadline: float | None = None):
+    """Builds the callback that makes each finished epoch durable and stops training early
+    (patience, or past the `time.monotonic()` deadline); defined lazily: Keras."""
 
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -331,6 +340,13 @@ def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, a
             _write_history(paths.root / "history.csv", state["history"])
             if config.patience and state["epochs_done"] - state["best_epoch"] >= config.patience:
                 print(f"edge-train: no better val_accuracy for {config.patience} epochs; stopping early", flush=True)
+                self.model.stop_training = True
+            elif deadline is not None and time.monotonic() >= deadline and state["epochs_done"] < config.epochs:
+                print(
+                    f"edge-train: --max-minutes reached after epoch {state['epochs_done']}; "
+                    f"continue with: edge-train --resume {paths.root}",
+                    flush=True,
+                )
                 self.model.stop_training = True
 
     return EpochCheckpoint()
