@@ -22,9 +22,10 @@ from convert import exporters
 from convert.calibration import FaceSet, calibration_faces, load_data, training_data_path, verification_faces
 from convert.errors import ConvertError
 from convert.job import ExportJob
+from convert.onnx_export import remove_stranded_work_dirs
 from convert.source import check_model_file, load_source_model
 from convert.verify import Thresholds, format_table, predict_in_batches, verify_export
-from edge_runtime.atomic import atomic_path, write_json_atomic
+from edge_runtime.atomic import atomic_path, remove_stranded, write_json_atomic
 from edge_runtime.formats import ModelFormat
 from edge_runtime.integrity import CHECKSUM_KEY, checksum_of_file, stamp_onnx
 from edge_runtime.metadata import ModelMetadata, file_sha256, sidecar_path
@@ -181,6 +182,7 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
         raise ConvertError(f"--name {stem!r}: expected a file name stem such as 'emotion'")
     calibration_path, verify_path = _data_paths(config, rows)
     _check_output_dir(config.out_dir)
+    _remove_what_killed_runs_left(config.out_dir, say)
     calibration, verification = _load_faces(config, rows, metadata, calibration_path, verify_path, say)
 
     say(f"loading {config.model_path}")
@@ -224,6 +226,15 @@ def _check_output_dir(out_dir: Path) -> None:
         os.unlink(probe)
     except OSError as error:
         raise ConvertError(f"{out_dir}: cannot write to the output folder ({error.strerror or error})") from None
+
+
+def _remove_what_killed_runs_left(out_dir: Path, say: Callable[[str], None]) -> None:
+    """A run killed outright (SIGKILL, power loss) strands its hidden temporary exports (up to
+    several MB each) in the output folder and its int8 work folder in the system's; the next
+    run deletes those whose process is gone."""
+    removed = remove_stranded(out_dir) + remove_stranded_work_dirs()
+    if removed:
+        say(f"removed {len(removed)} temporary file(s) left by an interrupted run: {', '.join(p.name for p in removed)}")
 
 
 def _data_paths(config: ConvertConfig, rows: list[ModelFormat]) -> tuple[Path | None, Path | None]:

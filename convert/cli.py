@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -18,6 +19,7 @@ from convert.errors import ConvertError  # noqa: E402
 from convert.exporters import EXPORTABLE, FAMILIES, select_formats  # noqa: E402
 from convert.verify import Thresholds  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
+from edge_runtime.stopping import Stopped, signal_name, stop_signals  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -95,13 +97,22 @@ def main(
         thresholds=Thresholds(max_diff=max_diff, min_agreement=min_agreement),
     )
     try:
-        results = run_conversion(config, log=lambda line: typer.echo(f"edge-convert: {line}", err=True))
+        # SIGTERM and SIGHUP end the run as Ctrl-C does, so the temporary files are deleted.
+        with stop_signals() as received:
+            try:
+                results = run_conversion(config, log=lambda line: typer.echo(f"edge-convert: {line}", err=True))
+            except Exception:
+                if received.signum is None:
+                    raise
+                # The interrupt hit TensorFlow or tf2onnx, which turned it into an error of their own.
+                raise Stopped(received.signum) from None
     except ConvertError as error:
         typer.echo(f"edge-convert: error: {error}", err=True)
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("edge-convert: interrupted; files already in place are complete, the one being written was discarded", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as stop:
+        typer.echo(f"edge-convert: interrupted by {signal_name(stop)}; files already in place are complete, "
+                   "the one being written was discarded", err=True)
+        raise typer.Exit(128 + getattr(stop, "signum", signal.SIGINT)) from None
     typer.echo(results_table(results))
     sys.stdout.flush()
     failed = [result.format for result in results if not result.passed]

@@ -1,11 +1,17 @@
 """Atomic file writes: a reader never sees a half-written file, an interrupted write
-never replaces a good file with a truncated one."""
+never replaces a good file with a truncated one.
+
+A temporary file is named `.<target>.<pid>.<random><suffix>`: a process killed outright
+(SIGKILL, power loss) cannot delete its own, and the process id in the name lets the next
+run tell a stranded file from one another process is still writing (`remove_stranded`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +26,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=suffix if suffix is not None else target.suffix, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -32,6 +40,47 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+# `.<target>.<pid>.<8 characters of mkstemp><suffix>`
+_TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>[0-9]+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]*)?$")
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process with this id is running (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def stranded_files(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files of `atomic_path` in `folder` whose writing process no longer exists."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _TEMPORARY_NAME.match(path.name)
+        if not match or not path.is_file() or path.is_symlink():
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not process_exists(pid):
+            found.append(path)
+    return sorted(found)
+
+
+def remove_stranded(folder: str | os.PathLike) -> list[Path]:
+    """Deletes the temporary files a killed process left in `folder`; returns them."""
+    removed = []
+    for path in stranded_files(folder):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _current_umask() -> int:
