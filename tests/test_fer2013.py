@@ -166,3 +166,76 @@ def test_no_partial_cache_left_behind(fer_csv, tmp_path):
     _load(fer_csv, tmp_path)
     leftovers = [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def _face_file(folder: Path, name: str, extension: str) -> tuple[Path, bytes]:
+    """A real encoded face image (JPEG or PNG, as OpenCV writes them) in the happy class."""
+    ok, encoded = cv2.imencode(extension, cv2.resize(synthetic_face(3, np.random.default_rng(5)), (96, 96)))
+    assert ok
+    path = folder / "train" / "happy" / f"{name}{extension}"
+    path.write_bytes(encoded.tobytes())
+    return path, encoded.tobytes()
+
+
+def test_opencv_decodes_a_truncated_jpeg_without_a_word(tmp_path):
+    """Why the loader checks the end-of-image marker itself."""
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
+    path, data = _face_file(root, "Training_cut", ".jpg")
+    path.write_bytes(data[: len(data) // 3])
+    assert cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) is not None
+
+
+@pytest.mark.parametrize(("extension", "message"), [
+    (".jpg", "truncated JPEG: no end-of-image marker (FF D9) at its end"),
+    (".png", "truncated PNG: no IEND chunk at its end"),
+])
+def test_truncated_image_is_named(tmp_path, extension, message):
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
+    path, data = _face_file(root, "Training_cut", extension)
+    assert _load(root, tmp_path / "whole").split("train").images.shape[0] == 8  # the whole file loads
+    path.write_bytes(data[: len(data) // 3])  # the first third, as an interrupted copy leaves it
+    with pytest.raises(DataError) as caught:
+        _load(root, tmp_path)
+    assert str(caught.value) == f"{path}: {message}; expected a complete image file (a truncated copy?)"
+
+
+def test_empty_and_padded_images(tmp_path):
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
+    path, data = _face_file(root, "Training_padded", ".jpg")
+    path.write_bytes(data + b"\x00" * 16)  # padding after the end marker is no missing data
+    assert _load(root, tmp_path / "padded").split("train").images.shape[0] == 8
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=f"{path}: empty file; expected a complete image file"):
+        _load(root, tmp_path)
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "fer2013" / "train").is_dir(), reason="no FER-2013 here")
+def test_a_real_fer2013_jpeg_cut_to_a_third_is_refused(tmp_path):
+    real = sorted((Path(__file__).resolve().parents[2] / "shared" / "fer2013" / "train" / "happy").glob("*.jpg"))[0]
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
+    cut = root / "train" / "happy" / real.name
+    cut.write_bytes(real.read_bytes()[: real.stat().st_size // 3])
+    with pytest.raises(DataError, match="truncated JPEG"):
+        _load(root, tmp_path)
+
+
+def test_edge_train_names_the_truncated_image_and_a_rerun_is_safe(tmp_path):
+    """A failed start leaves config.json in --out; running the command again is not refused as
+    an existing run (there is no state.json until an epoch completes)."""
+    pytest.importorskip("keras")
+    from typer.testing import CliRunner
+
+    from trainer.cli import app
+
+    root = write_folder(tmp_path / "fer", train_per_class=2, test_per_class=1)
+    path, data = _face_file(root, "Training_cut", ".jpg")
+    path.write_bytes(data[: len(data) // 3])
+    args = ["--data", str(root), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    for _ in range(2):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1
+        assert result.output.strip().splitlines()[-1] == (
+            f"edge-train: error: {path}: truncated JPEG: no end-of-image marker (FF D9) at its end; "
+            "expected a complete image file (a truncated copy?)"
+        )
+    assert not (tmp_path / "run" / "state.json").exists()

@@ -31,7 +31,7 @@ CSV_USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "
 SPLITS = ("train", "val", "test")
 PIXELS_PER_FACE = FACE_SIZE * FACE_SIZE
 # Bumped whenever decoding changes, so stale caches are never read.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: truncated images are refused; a cache of format 1 may hold some
 
 
 class DataError(ValueError):
@@ -233,12 +233,49 @@ def _read_folder(source: Path, files: list[tuple[Path, str, str]]) -> FerData:
     images: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     labels: dict[str, list[int]] = {name: [] for name in SPLITS}
     for file, split, class_name in files:
-        face = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
-        if face is None:
-            raise DataError(f"{file}: cannot be read as an image; expected a grayscale or color image file")
-        images[split].append(face_to_gray48(face))
+        images[split].append(face_to_gray48(_read_image(file)))
         labels[split].append(folder_to_index(class_name))
     return FerData(str(source), "folder", _stack_splits(images, labels))
+
+
+def _read_image(file: Path) -> np.ndarray:
+    """One face image, refused when it is incomplete or undecodable.
+
+    OpenCV decodes a truncated JPEG without an error, filling the missing rows with grey, and
+    training would learn from that; so a JPEG must end with its end-of-image marker and a PNG
+    with its IEND chunk before it is decoded.
+
+    Raises:
+        DataError: naming the file and what is wrong with it.
+    """
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise DataError(f"{file}: cannot read ({error.strerror})") from None
+    problem = _incomplete_image(data)
+    if problem:
+        raise DataError(f"{file}: {problem}; expected a complete image file (a truncated copy?)")
+    face = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if face is None:
+        raise DataError(f"{file}: cannot be read as an image; expected a grayscale or color image file")
+    return face
+
+
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # IEND chunk: type and CRC
+
+
+def _incomplete_image(data: bytes) -> str | None:
+    """Why the bytes of a JPEG or PNG file are not a whole image, or None."""
+    if not data:
+        return "empty file"
+    # Some writers pad a file after its last marker; padding is not missing data.
+    end = data.rstrip(b"\x00\r\n\t ")
+    if data.startswith(JPEG_START) and not end.endswith(JPEG_END):
+        return "truncated JPEG: no end-of-image marker (FF D9) at its end"
+    if data.startswith(PNG_SIGNATURE) and not end.endswith(PNG_END):
+        return "truncated PNG: no IEND chunk at its end"
+    return None
 
 
 def _stack_splits(images: dict[str, list[np.ndarray]], labels: dict[str, list[int]]) -> dict[str, Split]:
