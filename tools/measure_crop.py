@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--detector", default="yunet", choices=("yunet", "haar"))
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--tilt", type=float, default=0.0, help="turn faces by up to this many degrees")
+    parser.add_argument("--scales", default=",".join(map(str, SCALES)), help="crop side over box side, comma-separated")
+    parser.add_argument("--shifts", default=",".join(map(str, SHIFTS_Y)), help="vertical centre shifts, comma-separated")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
@@ -99,14 +101,16 @@ def main() -> None:
     }
     print(json.dumps({k: v for k, v in report.items() if k != "grid"}, indent=1))
     aligns = (False, True) if chosen.info.landmarks else (False,)
-    for scale, shift_y, square, align in itertools.product(SCALES, SHIFTS_Y, (True, False), aligns):
+    scales = [float(v) for v in args.scales.split(",")]
+    shifts = [float(v) for v in args.shifts.split(",")]
+    for scale, shift_y, square, align in itertools.product(scales, shifts, (True, False), aligns):
         mapping = CropMapping(scale=scale, shift_y=shift_y, square=square, align_eyes=align)
         report["grid"].append({**asdict(mapping), "label_accuracy": accuracy(backend, found, mapping)})
     report["grid"].sort(key=lambda row: -row["label_accuracy"])
     for row in report["grid"][:10]:
         print(row)
-    table = next(r for r in report["grid"] if all(r[k] == v for k, v in asdict(chosen.crop).items()))
-    print("table mapping:", table)
+    table = next((r for r in report["grid"] if all(r[k] == v for k, v in asdict(chosen.crop).items())), None)
+    print("table mapping:", table or "not in the grid")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1)

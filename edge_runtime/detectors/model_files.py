@@ -114,10 +114,11 @@ def _read_url(url: str, limit: int, timeout_s: float) -> bytes:
     worker = threading.Thread(target=read, name="model-download", daemon=True)
     worker.start()
     worker.join(timeout_s)
-    if worker.is_alive():
+    error = result.get("error")
+    # The socket's own time-out and the join's can fire first: either way, one message.
+    if worker.is_alive() or isinstance(error, TimeoutError) or isinstance(getattr(error, "reason", None), TimeoutError):
         raise DetectorError(f"{url}: no complete answer within {timeout_s:.0f} s")
-    if "error" in result:
-        error = result["error"]
+    if error is not None:
         if isinstance(error, urllib.error.HTTPError):
             reason = f"HTTP {error.code} {error.reason}"
         else:

@@ -104,8 +104,10 @@ DETECTORS: tuple[DetectorInfo, ...] = (
         detect_scale=0.5,
         min_size=24,
         score_threshold=0.6,
-        # Measured with tools/measure_crop.py on PublicTest scene frames (README, "Detectors").
-        crop=CropMapping(scale=1.0, shift_x=0.0, shift_y=0.0, square=True, align_eyes=False),
+        # Measured with tools/measure_crop.py on PublicTest scene frames (bench/crop_yunet*.json):
+        # the FER crop is a square of the box's height around its centre; levelling the eyes
+        # gains 0.9 points on faces turned by up to 25 degrees and nothing on upright ones.
+        crop=CropMapping(scale=1.0, shift_x=0.0, shift_y=0.0, square=True, align_eyes=True),
         landmarks=True,
     ),
     DetectorInfo(
