@@ -26,7 +26,7 @@ from convert.calibration import FaceSet
 from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
 from edge_runtime.backends import BackendError, load_backend
-from edge_runtime.formats import ModelFormat
+from edge_runtime.formats import ModelFormat, get_backend
 from edge_runtime.labels import NUM_CLASSES
 from trainer import batches
 from trainer.metrics import classification_report
@@ -118,7 +118,8 @@ def verify_export(path: Path, row: ModelFormat, faces: FaceSet, keras_probabilit
 
 def _runtime_name(backend, backend_name: str) -> str:
     """The package that ran the file, with its version ("ai_edge_litert 2.3.0", "onnxruntime 1.32.0")."""
-    module = getattr(backend, "runtime", None) or {"onnx": "onnxruntime", "keras": "tensorflow"}.get(backend_name, backend_name)
+    # A backend that can run on several packages says which one it loaded; else the table's only one.
+    module = getattr(backend, "runtime", None) or get_backend(backend_name).runtime_packages[0]
     try:
         return f"{module} {importlib.metadata.version(module.replace('_', '-'))}"
     except importlib.metadata.PackageNotFoundError:

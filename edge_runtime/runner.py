@@ -28,6 +28,10 @@ from edge_runtime.sources import (
 )
 from edge_runtime.stopping import Stopped, finalising, signal_name
 
+NO_FACE_HINT = (
+    "for already-cropped faces use --whole-image; for small faces lower --min-size or raise --detect-scale; "
+    "for turned or tilted faces use --detector yunet"
+)
 FPS_SMOOTHING = 0.9  # weight of the past in the on-screen FPS, so the number is readable
 
 
@@ -136,6 +140,8 @@ class RunSummary:
         ]
         if self.unreadable or self.dropped or self.reopens:
             lines.append(f"unreadable frames: {self.unreadable} | dropped live frames: {self.dropped} | reopens: {self.reopens}")
+        if self.frames and not self.faces:
+            lines.append(f"no face found: {self.detector.split(' ')[0]} found none in {self.frames} frame(s); {NO_FACE_HINT}")
         lines.append(f"stopped: {self.stopped_by}")
         return lines
 

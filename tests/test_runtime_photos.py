@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from edge_runtime.api import Face
 from edge_runtime.cli import app
 from edge_runtime.default_model import MODELS_DIR
+from edge_runtime.detectors import get_detector_info
 from edge_runtime.draw import OVERLAYS, _place_panel, draw_faces
 from edge_runtime.labels import LABELS
 from edge_runtime.sources import demo_clip_path, demo_photo_path
@@ -113,11 +114,37 @@ def test_the_summary_and_records_name_the_detector_used(tmp_path):
         assert result.exit_code == 0 and "| detector: yunet" in result.output
 
 
+def test_the_detectors_crop_mapping_is_applied(monkeypatch):
+    # YuNet's table row levels the eyes: the crop is rotated by the eye line's angle.
+    import edge_runtime.api as api
+    from edge_runtime.detectors import Detection
+
+    class Tilted:
+        def detect(self, frame):
+            return [Detection((100, 100, 80, 100), 0.9, ((120.0, 130.0), (160.0, 150.0), (140, 160), (125, 180), (155, 185)))]
+
+    angles = []
+    original = api.crop_mapped
+    def recording(frame, region, angle=0.0):
+        angles.append((region, angle))
+        return original(frame, region, angle)
+
+    monkeypatch.setattr(api, "crop_mapped", recording)
+    detector = api.EmotionDetector(BUNDLED_ONNX, detector=Tilted())
+    detector.chosen.crop = get_detector_info("yunet").crop  # as `auto` sets it for YuNet
+    detector.detect(np.full((300, 300, 3), 100, np.uint8))
+    (region, angle), = angles
+    assert region == (140.0, 150.0, 100.0, 100.0)  # a square of the box's height around its centre
+    assert angle == pytest.approx(26.565, abs=0.01)  # atan2(20, 40): the eye line's slope
+
+
 def test_a_detector_that_finds_nothing_is_said_once(tmp_path):
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
-    result = run("--source", blank)
+    result = run("--source", blank, "--detector", "haar")
     assert result.exit_code == 0 and "frames: 1 | faces: 0" in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("no face found")]
+    assert line.startswith("no face found: haar found none in 1 frame(s); for already-cropped faces use --whole-image")
 
 
 # --- the overlay -------------------------------------------------------------------------------
