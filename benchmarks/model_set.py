@@ -21,7 +21,7 @@ from benchmarks.model_bench import guess_format
 from benchmarks.rows import failed_row, module_available, skipped_row
 from edge_runtime.atomic import write_json_atomic
 from edge_runtime.default_model import MODELS_DIR, bundled_file
-from edge_runtime.formats import FORMATS, get_format
+from edge_runtime.formats import FORMATS, get_format, install_hint
 from edge_runtime.metadata import file_sha256
 from trainer.fer2013 import default_cache_dir
 
@@ -79,7 +79,7 @@ def build_variants(keras_path: Path, data: Path | None, cache_root: Path | None 
     """
     if convert is None:
         if not (module_available("tensorflow") and module_available("convert")):
-            return _bundled_set('TensorFlow not installed, so no variant can be built: pip install "edge-emotion[train]"')
+            return _bundled_set(f"TensorFlow not installed, so no variant can be built: {install_hint('train')}")
         from convert.api import convert_model as convert
     from convert.exporters import EXPORTABLE, needs_calibration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmarks.rows import OK, module_available
 from edge_runtime.atomic import atomic_path
 
-MATPLOTLIB_HINT = 'the --plot option needs matplotlib: pip install matplotlib (or "edge-emotion[train]")'
+MATPLOTLIB_HINT = "the --plot option needs matplotlib: pip install matplotlib (the [train] extra has it)"
 
 
 class PlotError(RuntimeError):

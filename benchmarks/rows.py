@@ -16,7 +16,7 @@ import importlib.util
 from dataclasses import dataclass
 
 from edge_runtime.errors import first_line
-from edge_runtime.formats import BackendInfo, get_backend
+from edge_runtime.formats import BackendInfo, get_backend, install_hint
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 STATUSES = (OK, SKIPPED, FAILED)
@@ -74,4 +74,4 @@ def tensorflow_check(available=module_available) -> RuntimeCheck:
     """For the rows that need TensorFlow itself (Keras, seed-style)."""
     if available("tensorflow"):
         return RuntimeCheck(True)
-    return RuntimeCheck(False, 'TensorFlow not installed (needed for Keras rows): pip install "edge-emotion[train]"')
+    return RuntimeCheck(False, f"TensorFlow not installed (needed for Keras rows): {install_hint('train')}")

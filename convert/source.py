@@ -15,6 +15,7 @@ from typing import Any
 from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
 from edge_runtime.errors import first_line
+from edge_runtime.formats import install_hint
 from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.labels import NUM_CLASSES
 from edge_runtime.metadata import MetadataError, ModelMetadata, file_sha256, read_sidecar, sidecar_path
@@ -86,7 +87,7 @@ def load_source_model(path: Path) -> SourceModel:
             import keras
             import tensorflow  # noqa: F401 - the exporters need it; fail here, before any work
     except ImportError:
-        raise ConvertError('edge-convert needs TensorFlow, tf2onnx and onnx: pip install "edge-emotion[train]"') from None
+        raise ConvertError(f"edge-convert needs TensorFlow, tf2onnx and onnx: {install_hint('train')}") from None
     try:
         with native_stderr_silenced():
             model = keras.models.load_model(path, compile=False)

@@ -11,7 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from edge_runtime.formats import BACKEND_NAMES, BACKENDS
+from edge_runtime.formats import BACKEND_NAMES, BACKENDS, install_hint
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 # The Keras master needs TensorFlow, so the runtime wheel leaves it out: it stays in the
@@ -56,7 +56,7 @@ def default_backend() -> str:
         if bundled_file(name).is_file():
             return name
     if not installed:
-        raise DefaultModelError('no inference runtime is installed; pip install "edge-emotion[onnx]" (or [tflite])')
+        raise DefaultModelError(f"no inference runtime is installed; {install_hint('onnx')}, or [tflite] for LiteRT")
     raise DefaultModelError(
         f"{MODELS_DIR}: no bundled model for the installed runtimes ({', '.join(installed)}); pass --model PATH"
     )

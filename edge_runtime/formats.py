@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def install_hint(extra: str) -> str:
+    """The command that adds an optional part (a pyproject extra such as "onnx"), as the README's
+    Install section gives it: the distribution is installed from a clone, not from a package index."""
+    return f'pip install -e ".[{extra}]" (in the edge-emotion folder)'
+
+
 @dataclass(frozen=True)
 class ModelFormat:
     """One kind of model file.
@@ -76,16 +82,16 @@ FORMATS: tuple[ModelFormat, ...] = (
 # In the order `auto` tries them for the bundled model: the first installed runtime runs its file.
 BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo(
-        "onnx", (".onnx",), "edge_runtime.backends.onnx_backend", "ONNXBackend", 'pip install "edge-emotion[onnx]"',
+        "onnx", (".onnx",), "edge_runtime.backends.onnx_backend", "ONNXBackend", install_hint("onnx"),
         runtime_packages=("onnxruntime",), bundled_file="emotion_int8.onnx", metadata="inside",
     ),
     BackendInfo(
-        "tflite", (".tflite",), "edge_runtime.backends.tflite_backend", "TFLiteBackend", 'pip install "edge-emotion[tflite]"',
+        "tflite", (".tflite",), "edge_runtime.backends.tflite_backend", "TFLiteBackend", install_hint("tflite"),
         # Never TensorFlow's tf.lite: only the Keras backend may import TensorFlow.
         runtime_packages=("ai_edge_litert", "tflite_runtime"), bundled_file="emotion_int8.tflite", metadata="sidecar",
     ),
     BackendInfo(
-        "keras", (".keras", ".h5"), "edge_runtime.backends.keras_backend", "KerasBackend", 'pip install "edge-emotion[train]"',
+        "keras", (".keras", ".h5"), "edge_runtime.backends.keras_backend", "KerasBackend", install_hint("train"),
         runtime_packages=("tensorflow",), bundled_file="emotion.keras", metadata="sidecar",
     ),
 )

@@ -9,12 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from edge_runtime.formats import install_hint
 from tests.synthetic import write_csv, write_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_FER = SHARED / "fer2013"
 SHARED_YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
+# The tiny CNN of `tiny_model`, exported once (tools/make_test_models.py) and checked in, so the
+# runtime's tests run in an install without TensorFlow.
+FIXTURE_MODELS = {
+    "onnx": Path(__file__).resolve().parent / "fixtures" / "tiny_fp32.onnx",
+    "tflite": Path(__file__).resolve().parent / "fixtures" / "tiny_int8.tflite",
+}
+NEEDS_TF = f"needs TensorFlow (Keras): {install_hint('train')}"
 
 # Tests never touch the user's cache or the network: they get a cache of their own (set here,
 # before anything reads it, so subprocesses inherit it too), holding the YuNet file from
@@ -25,6 +33,10 @@ os.environ["EDGE_EMOTION_CACHE"] = str(TEST_CACHE)
 os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE / "xdg")
 os.environ["MPLCONFIGDIR"] = str(TEST_CACHE / "matplotlib")
 os.environ["EDGE_EMOTION_MODEL_MIRROR"] = "http://127.0.0.1:9"
+# ONNX Runtime (1.29+) on Linux keeps a telemetry device id and event cache in
+# $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and uploads events; its documented opt-out,
+# read once when it starts, creates neither.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 if SHARED_YUNET.is_file():
     (TEST_CACHE / "models").mkdir(parents=True)
     shutil.copyfile(SHARED_YUNET, TEST_CACHE / "models" / SHARED_YUNET.name)
@@ -50,34 +62,8 @@ def fer_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny CNN (raw 0-255 input, rescaled inside) trained a few epochs on synthetic faces,
-    saved as model.keras with its metadata sidecar. Built once per test session."""
-    keras = pytest.importorskip("keras")
-    from keras import layers
+    saved as model.keras with its metadata sidecar. Built once per test session; needs Keras."""
+    pytest.importorskip("keras", reason=NEEDS_TF)
+    from tests.tiny_model import train_tiny_model
 
-    from edge_runtime.preprocess import InputSpec, gray48_to_input
-    from tests.synthetic import synthetic_split
-    from trainer.train import save_model
-
-    keras.utils.set_random_seed(0)
-    spec = InputSpec(scale=1.0)
-    images, labels = synthetic_split(40, seed=3)
-    model = keras.Sequential(
-        [
-            keras.Input((48, 48, 1)),
-            layers.Rescaling(1 / 255.0),
-            layers.Conv2D(8, 3, padding="same", use_bias=False),
-            layers.BatchNormalization(momentum=0.8),
-            layers.ReLU(),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(16, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(16, 3, padding="same", activation="relu"),
-            layers.GlobalAveragePooling2D(),
-            layers.Dense(7, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(gray48_to_input(images, spec), labels, epochs=25, batch_size=32, verbose=0)
-    path = tmp_path_factory.mktemp("tiny_model") / "model.keras"
-    save_model(model, path, "tiny", spec)
-    return path
+    return train_tiny_model(tmp_path_factory.mktemp("tiny_model") / "model.keras")

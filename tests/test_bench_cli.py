@@ -168,7 +168,7 @@ def test_plot_without_matplotlib_fails_before_running(monkeypatch, tmp_path):
     notes.write_text("hello")
     result = invoke("models", notes, "--no-floor", "--in-process", "--plot", tmp_path / "p.png")
     assert result.exit_code == 1
-    assert error_line(result) == 'edge-bench: error: the --plot option needs matplotlib: pip install matplotlib (or "edge-emotion[train]")'
+    assert error_line(result) == 'edge-bench: error: the --plot option needs matplotlib: pip install matplotlib (the [train] extra has it)'
     assert not (tmp_path / "p.png").exists()
 
 

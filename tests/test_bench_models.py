@@ -130,7 +130,7 @@ def test_plan_skips_missing_runtimes_and_unknown_formats(tmp_path):
 def test_check_runtime_names_the_install_command():
     missing = check_runtime("onnx", available=lambda module: False)
     assert not missing.available
-    assert missing.reason == 'runtime not installed (onnxruntime): pip install "edge-emotion[onnx]"'
+    assert missing.reason == 'runtime not installed (onnxruntime): pip install -e ".[onnx]" (in the edge-emotion folder)'
     assert check_runtime("tflite", available=lambda module: module == "tflite_runtime").available
     # TensorFlow alone does not make the TFLite backend available: only the Keras backend uses it.
     assert not check_runtime("tflite", available=lambda module: module == "tensorflow").available

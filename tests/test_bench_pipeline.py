@@ -155,11 +155,11 @@ def test_seed_loop_runs_the_real_cascade():
 
 
 def no_tensorflow():
-    return RuntimeCheck(False, 'TensorFlow not installed (needed for Keras rows): pip install "edge-emotion[train]"')
+    return RuntimeCheck(False, 'TensorFlow not installed (needed for Keras rows): pip install -e ".[train]" (in the edge-emotion folder)')
 
 
 def runtimes_without_keras(backend):
-    return RuntimeCheck(backend != "keras", 'runtime not installed (tensorflow): pip install "edge-emotion[train]"')
+    return RuntimeCheck(backend != "keras", 'runtime not installed (tensorflow): pip install -e ".[train]" (in the edge-emotion folder)')
 
 
 def model_files(tmp_path: Path) -> list[Path]:

@@ -14,13 +14,15 @@ from benchmarks.compute import count_macs_onnx, floor_ms, measure_peak_gflops, m
 from benchmarks.environment import cpu_info, environment, package_versions
 from benchmarks.report import COLUMNS, markdown_table, render_markdown, render_text, text_table, write_json, write_markdown
 from benchmarks.rows import failed_row, ok_row, skipped_row
+from edge_runtime.formats import install_hint
 from tests.test_bench_fakes import FakeClock
 
+MISSING_ONNX = f"runtime not installed (onnxruntime): {install_hint('onnx')}"
 ROWS = [
     ok_row("tflite-int8/tflite/t2", model="m_int8.tflite", format="tflite-int8", backend="tflite", threads=2, size_mb=1.21,
            load_ms=11.0, first_ms=0.8, p50_ms=0.4321, p90_ms=0.5, p99_ms=0.9, min_ms=0.4, std_ms=0.05, throughput_b1=2300.0,
            throughput_batch=4100.0, peak_rss_mb=98.0, accuracy=0.66),
-    skipped_row("onnx-fp32/onnx/t2", 'runtime not installed (onnxruntime): pip install "edge-emotion[onnx]"', threads=2),
+    skipped_row("onnx-fp32/onnx/t2", MISSING_ONNX, threads=2),
     failed_row("keras/keras/t2", "BackendError: model.keras: not a loadable Keras model", threads=2),
 ]
 FLOOR = {
@@ -58,7 +60,7 @@ def test_markdown_table_for_the_readme(tmp_path):
     assert lines[1].startswith("|---|---|---:|")
     assert "| tflite-int8/tflite/t2 | ok | 1.21 | 11 | 0.80 | 0.432 |" in lines[2]
     assert lines[3].startswith("| onnx-fp32/onnx/t2 | skipped | - |")
-    assert '- `onnx-fp32/onnx/t2: skipped: runtime not installed (onnxruntime): pip install "edge-emotion[onnx]"`' in lines
+    assert f"- `onnx-fp32/onnx/t2: skipped: {MISSING_ONNX}`" in lines
     path = tmp_path / "models.md"
     write_markdown(path, models_report(), "edge-bench models --threads 2")
     written = path.read_text()

@@ -7,14 +7,15 @@ import pytest
 
 from edge_runtime.backends import load_backend
 from edge_runtime.preprocess import gray48_to_input
+from tests.conftest import FIXTURE_MODELS
 from tests.synthetic import synthetic_split
 
-pytest.importorskip("keras")
+pytest.importorskip("onnxruntime")
 
 
-def test_flip_average_is_the_mean_of_both_views(tiny_model):
+def test_flip_average_is_the_mean_of_both_views():
     images, _ = synthetic_split(2, seed=11)
-    with load_backend(tiny_model, "keras") as backend:
+    with load_backend(FIXTURE_MODELS["onnx"], "onnx") as backend:
         batch = gray48_to_input(images, backend.metadata.input)
         plain = backend.predict(batch)
         mirrored = backend.predict(batch[:, :, ::-1])

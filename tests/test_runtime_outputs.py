@@ -117,7 +117,7 @@ def test_default_backend_is_the_first_installed_with_a_bundled_file(tmp_path, mo
     (tmp_path / "emotion_int8.tflite").unlink()
     assert default_model.default_backend() == "keras"
     monkeypatch.setattr(default_model, "installed_backends", lambda: [])
-    with pytest.raises(default_model.DefaultModelError, match=r'pip install "edge-emotion\[onnx\]"'):
+    with pytest.raises(default_model.DefaultModelError, match=r'pip install -e "\.\[onnx\]" \(in the edge-emotion folder\)'):
         default_model.default_backend()
 
 

@@ -1,12 +1,14 @@
 """The whole pipeline on every installed backend: API, `edge-run` headless, outputs, faults.
 
-The tiny test model is exported to ONNX and TFLite once per session; a video with real face
-pixels (cut from the demo assets, since Haar does not find synthetic faces) is built here.
+The tiny test model comes as checked-in ONNX and TFLite files (tests/fixtures), so these tests
+run without TensorFlow, and as Keras when Keras is installed; a video with real face pixels (cut
+from the demo assets, since Haar does not find synthetic faces) is built here.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -25,9 +27,11 @@ from edge_runtime.backends import BackendError
 from edge_runtime.cli import app
 from edge_runtime.default_model import installed_backends
 from edge_runtime.display import display_problem
+from edge_runtime.formats import get_backend
 from edge_runtime.labels import LABELS
 from edge_runtime.runner import RunConfig, run
 from edge_runtime.sources import FrameSource
+from tests.conftest import FIXTURE_MODELS, NEEDS_TF
 from tests.synthetic import count_video_frames
 
 runner = CliRunner()
@@ -36,22 +40,24 @@ VIDEO_FPS = 10.0
 STILL_BOX = (40, 150, 170, 170)
 
 
+BACKENDS = [b for b in ("onnx", "tflite", "keras") if b in installed_backends()]
+
+
 @pytest.fixture(scope="session")
-def models(tiny_model, fer_folder, tmp_path_factory) -> dict[str, Path]:
-    """The tiny model per backend: keras as trained, ONNX and TFLite (full int8) exported."""
-    found = {"keras": tiny_model}
-    try:
-        from convert.api import convert_model
-    except ImportError:
-        return found
-    out = tmp_path_factory.mktemp("exports")
-    results = convert_model(tiny_model, ["onnx-fp32", "tflite-int8"], out, calibration_data=fer_folder, verify=False)
-    for result in results:
-        found["onnx" if result.format.startswith("onnx") else "tflite"] = result.path
+def models(request) -> dict[str, Path]:
+    """The tiny model per backend: ONNX and full-int8 TFLite checked in, Keras trained when Keras is installed."""
+    found = dict(FIXTURE_MODELS)
+    if importlib.util.find_spec("keras") is not None:
+        found["keras"] = request.getfixturevalue("tiny_model")
     return found
 
 
-BACKENDS = [b for b in ("onnx", "tflite", "keras") if b in installed_backends()]
+@pytest.fixture(scope="session")
+def model(models) -> Path:
+    """The tiny model for the first installed backend: for what happens around the model call."""
+    if not BACKENDS:
+        pytest.skip("no inference runtime installed")
+    return models[BACKENDS[0]]
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +90,7 @@ count_frames = count_video_frames
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_headless_run_writes_jsonl_csv_and_video(backend, models, face_video, tmp_path):
     if backend not in models:
-        pytest.skip(f"no {backend} export (convert package unavailable)")
+        pytest.skip(NEEDS_TF)
     jsonl, table, video = tmp_path / "faces.jsonl", tmp_path / "faces.csv", tmp_path / "annotated.mp4"
     args = ["--model", str(models[backend]), "--backend", backend, "--source", str(face_video), "--no-display"]
     result = runner.invoke(app, [*args, "--jsonl", str(jsonl), "--csv", str(table), "--save-video", str(video)])
@@ -116,7 +122,7 @@ def test_headless_run_writes_jsonl_csv_and_video(backend, models, face_video, tm
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_api_one_model_call_per_frame_for_all_faces(backend, models, face_video):
     if backend not in models:
-        pytest.skip(f"no {backend} export")
+        pytest.skip(NEEDS_TF)
     frame = first_frame(face_video)
     with EmotionDetector(models[backend], backend=backend) as detector:
         calls = []
@@ -140,36 +146,36 @@ class CountingDetector:
         return list(self.boxes)
 
 
-def test_detect_every_n_frames_reuses_boxes(models):
+def test_detect_every_n_frames_reuses_boxes(model):
     detector_fake = CountingDetector([(10, 10, 40, 40)])
-    with EmotionDetector(models["keras"], detector=detector_fake, detect_every=3) as detector:
+    with EmotionDetector(model, detector=detector_fake, detect_every=3) as detector:
         frame = np.full((120, 160, 3), 128, np.uint8)
         results = [detector.detect(frame) for _ in range(7)]
     assert detector_fake.calls == 3  # frames 0, 3 and 6
     assert all(len(faces) == 1 and faces[0].track_id == 1 for faces in results)
 
 
-def test_crop_margin_comes_from_metadata_and_can_be_overridden(models, monkeypatch):
+def test_crop_margin_comes_from_metadata_and_can_be_overridden(model, monkeypatch):
     import edge_runtime.api as api
 
     scales = []
     original = api.crop_region
     monkeypatch.setattr(api, "crop_region", lambda box, scale, *rest: scales.append(scale) or original(box, scale, *rest))
     frame = np.full((120, 160, 3), 128, np.uint8)
-    with EmotionDetector(models["keras"], detector=CountingDetector([(150, 100, 40, 40)])) as detector:
+    with EmotionDetector(model, detector=CountingDetector([(150, 100, 40, 40)])) as detector:
         assert detector.crop_margin == detector.backend.metadata.input.crop_margin
         detector.detect(frame)
     assert scales[-1] == pytest.approx(1 + 2 * detector.crop_margin)
-    with EmotionDetector(models["keras"], detector=CountingDetector([(150, 100, 40, 40)]), crop_margin=0.25) as detector:
+    with EmotionDetector(model, detector=CountingDetector([(150, 100, 40, 40)]), crop_margin=0.25) as detector:
         faces = detector.detect(frame)
     # A margin of 0.25 on every side: a crop 1.5 times the box; at the frame's edge it is padded, not dropped.
     assert scales[-1] == pytest.approx(1.5) and len(faces) == 1
 
 
-def test_a_box_with_nothing_to_crop_is_skipped(models):
+def test_a_box_with_nothing_to_crop_is_skipped(model):
     frame = np.full((120, 160, 3), 128, np.uint8)
     boxes = [(400, 300, 40, 40), (20, 20, 40, 40)]  # the first lies wholly outside the frame
-    with EmotionDetector(models["keras"], detector=CountingDetector(boxes)) as detector:
+    with EmotionDetector(model, detector=CountingDetector(boxes)) as detector:
         faces = detector.detect(frame)
     assert [face.box for face in faces] == [(20, 20, 40, 40)]
 
@@ -185,22 +191,22 @@ def test_a_box_with_nothing_to_crop_is_skipped(models):
     ],
     ids=["gray", "bgra", "gray1", "tiny", "4k"],
 )
-def test_any_frame_kind_works(models, frame):
-    with EmotionDetector(models["keras"], detector=CountingDetector([(2, 2, 3, 3)])) as detector:
+def test_any_frame_kind_works(model, frame):
+    with EmotionDetector(model, detector=CountingDetector([(2, 2, 3, 3)])) as detector:
         faces = detector.detect(frame)
     assert len(faces) == 1 and faces[0].label in LABELS
 
 
-def test_real_faces_in_gray_and_bgra_frames(models, face_video):
+def test_real_faces_in_gray_and_bgra_frames(model, face_video):
     frame = first_frame(face_video)
-    with EmotionDetector(models["keras"]) as detector:
+    with EmotionDetector(model) as detector:
         assert len(detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))) == 2
         detector.reset()
         assert len(detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA))) == 2
 
 
-def test_not_an_image_is_refused(models):
-    with EmotionDetector(models["keras"], detector=CountingDetector([])) as detector:
+def test_not_an_image_is_refused(model):
+    with EmotionDetector(model, detector=CountingDetector([])) as detector:
         with pytest.raises(ValueError, match="expected HxW"):
             detector.detect(np.zeros((4, 4, 2), np.uint8))
         with pytest.raises(ValueError, match="expected a numpy image"):
@@ -225,10 +231,10 @@ class ScriptedSource(FrameSource):
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("camera unplugged")], ids=["ctrl-c", "error"])
-def test_outputs_are_finished_on_ctrl_c_and_errors(error, models, face_video, tmp_path):
+def test_outputs_are_finished_on_ctrl_c_and_errors(error, model, face_video, tmp_path):
     source = ScriptedSource(first_frame(face_video), 5, error)
     config = RunConfig(display=False, jsonl=tmp_path / "f.jsonl", save_video=tmp_path / "f.mp4")
-    with EmotionDetector(models["keras"]) as detector:
+    with EmotionDetector(model) as detector:
         if isinstance(error, KeyboardInterrupt):
             summary = run(config, detector=detector, source=source)
             assert summary.stopped_by == "Ctrl-C" and summary.frames == 5
@@ -240,9 +246,9 @@ def test_outputs_are_finished_on_ctrl_c_and_errors(error, models, face_video, tm
     assert count_frames(tmp_path / "f.mp4") == 5
 
 
-def test_max_frames_and_summary(models, face_video):
+def test_max_frames_and_summary(model, face_video):
     result = runner.invoke(
-        app, ["--model", str(models["keras"]), "--source", str(face_video), "--no-display", "--max-frames", "4"]
+        app, ["--model", str(model), "--source", str(face_video), "--no-display", "--max-frames", "4"]
     )
     assert result.exit_code == 0, result.output
     assert "frames: 4 |" in result.output and "stopped: max frames (4)" in result.output
@@ -251,8 +257,6 @@ def test_max_frames_and_summary(models, face_video):
 
 @pytest.mark.parametrize("backend", [b for b in ("onnx", "tflite") if b in BACKENDS])
 def test_a_whole_run_never_imports_tensorflow(backend, models, face_video, tmp_path):
-    if backend not in models:
-        pytest.skip(f"no {backend} export")
     script = (
         "import sys\n"
         "import edge_runtime\n"
@@ -290,13 +294,11 @@ def test_bad_model_files_name_the_file_and_the_fix(tmp_path, models):
     result = runner.invoke(app, ["--model", str(no_sidecar), "--source", "demo", "--no-display"])
     assert result.exit_code == 1
     assert "no metadata file model.tflite.json next to it; re-export it with edge-convert" in result.output
-    result = runner.invoke(app, ["--model", str(models["keras"]), "--backend", "onnx", "--source", "demo", "--no-display"])
-    assert result.exit_code == 1 and "the onnx backend runs .onnx files, not '.keras'" in result.output
+    result = runner.invoke(app, ["--model", str(models["tflite"]), "--backend", "onnx", "--source", "demo", "--no-display"])
+    assert result.exit_code == 1 and "the onnx backend runs .onnx files, not '.tflite'" in result.output
 
 
 def test_model_that_does_not_match_its_metadata(models, tmp_path):
-    if "tflite" not in models:
-        pytest.skip("no tflite export")
     model = tmp_path / "wrong.tflite"
     shutil.copy(models["tflite"], model)
     sidecar = json.loads(Path(str(models["tflite"]) + ".json").read_text())
@@ -304,22 +306,22 @@ def test_model_that_does_not_match_its_metadata(models, tmp_path):
     Path(str(model) + ".json").write_text(json.dumps(sidecar))
     result = runner.invoke(app, ["--model", str(model), "--source", "demo", "--no-display"])
     assert result.exit_code == 1 and "checksum mismatch" in result.output  # the edit is caught first
+    if "tflite" not in BACKENDS:
+        pytest.skip(f"needs LiteRT to load the model: {get_backend('tflite').install_hint}")
     result = runner.invoke(app, ["--model", str(model), "--source", "demo", "--no-display", "--no-verify-model"])
     assert result.exit_code == 1 and "does not match its metadata [64, 64, 1]" in result.output
 
 
 def test_missing_runtime_package_names_the_install(models, monkeypatch):
-    if "onnx" not in models:
-        pytest.skip("no onnx export")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(BackendError, match=r'pip install "edge-emotion\[onnx\]"'):
+    with pytest.raises(BackendError, match=r'pip install -e "\.\[onnx\]" \(in the edge-emotion folder\)'):
         EmotionDetector(models["onnx"])
     result = runner.invoke(app, ["--model", str(models["onnx"]), "--source", "demo", "--no-display"])
     assert result.exit_code == 1 and "The ONNX backend needs onnxruntime" in result.output
 
 
-def test_cli_source_errors(tmp_path, models):
-    args = ["--model", str(models["keras"]), "--no-display", "--source"]
+def test_cli_source_errors(tmp_path, model):
+    args = ["--model", str(model), "--no-display", "--source"]
     result = runner.invoke(app, [*args, str(tmp_path / "missing.mp4")])
     assert result.exit_code == 1 and "missing.mp4: no such file or folder" in result.output
     result = runner.invoke(app, [*args, "99"])
@@ -345,13 +347,13 @@ def test_headless_opencv_suggests_no_display():
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
-def test_display_path_under_xvfb(models, face_video, tmp_path):
+def test_display_path_under_xvfb(model, face_video, tmp_path):
     if _gui_line().strip().endswith("NONE"):
         pytest.skip("this OpenCV has no GUI (opencv-python-headless)")
     server = subprocess.Popen(["Xvfb", ":97", "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         env = {**os.environ, "DISPLAY": ":97"}
-        args = ["--model", str(models["keras"]), "--source", str(face_video), "--max-frames", "6"]
+        args = ["--model", str(model), "--source", str(face_video), "--max-frames", "6"]
         code = "from edge_runtime.cli import app; app()"
         done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
+from edge_runtime.formats import install_hint
+
 # Keras 3 runs on any of these; the `train` extra installs TensorFlow.
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
-TRAIN_INSTALL_HINT = 'pip install -e ".[train]" (in the edge-emotion folder)'
+TRAIN_INSTALL_HINT = install_hint("train")
 
 
 def _installed(name: str) -> bool:

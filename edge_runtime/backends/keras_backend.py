@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
+from edge_runtime.formats import get_backend
 from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.metadata import MetadataError, read_sidecar
 
@@ -31,7 +32,7 @@ class KerasBackend(Backend):
             import keras
             import tensorflow as tf
         except ImportError:
-            raise BackendError('The Keras backend needs TensorFlow: pip install "edge-emotion[train]"') from None
+            raise BackendError(f"The Keras backend needs TensorFlow: {get_backend('keras').install_hint}") from None
         if threads:
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -9,6 +9,7 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
+from edge_runtime.formats import get_backend
 from edge_runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMetadata, read_sidecar
 
 
@@ -21,7 +22,7 @@ class ONNXBackend(Backend):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise BackendError('The ONNX backend needs onnxruntime: pip install "edge-emotion[onnx]"') from None
+            raise BackendError(f"The ONNX backend needs onnxruntime: {get_backend('onnx').install_hint}") from None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

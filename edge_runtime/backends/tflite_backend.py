@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
+from edge_runtime.formats import get_backend
 from edge_runtime.metadata import MetadataError, read_sidecar
 
 DEFAULT_THREADS = 2  # LiteRT defaults to 1 thread; a Raspberry Pi and this machine have more.
@@ -42,7 +43,7 @@ def tflite_interpreter_class() -> tuple[type, str]:
 
         return Interpreter, "tflite_runtime"
     except ImportError:
-        raise BackendError('The TFLite backend needs LiteRT: pip install "edge-emotion[tflite]"') from None
+        raise BackendError(f"The TFLite backend needs LiteRT: {get_backend('tflite').install_hint}") from None
 
 
 class TFLiteBackend(Backend):
