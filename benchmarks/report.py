@@ -6,9 +6,15 @@ them, so the README table and the terminal never disagree.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from benchmarks.rows import OK
 from edge_runtime.atomic import write_json_atomic, write_text_atomic
@@ -91,15 +97,24 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
 }
 
 
+# A rule under the header and nothing else: the console table reads like the Markdown one and
+# survives being piped into a file or a terminal without box-drawing characters.
+HEADER_RULE = box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
+
+
 def text_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
-    """An aligned plain-text table, then one line per row that was not measured, saying why."""
-    cells = [[c.header for c in columns]] + [[c.cell(row) for c in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    lines = ["  ".join(text.ljust(width) if i < 2 else text.rjust(width) for i, (text, width) in enumerate(zip(line, widths)))
-             for line in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    lines += notes(rows)
-    return "\n".join(lines)
+    """An aligned plain-text table (names left, numbers right), then one line per row that was
+    not measured, saying why."""
+    table = Table(box=HEADER_RULE, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="")
+    for i, column in enumerate(columns):
+        table.add_column(column.header, justify="left" if i < 2 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(column.cell(row)) for column in columns))
+    # As wide as the table needs, never wrapped to the terminal: the output is also read from files.
+    console = Console(file=io.StringIO(), width=100_000, color_system=None, markup=False, highlight=False, emoji=False)
+    console.print(table)
+    lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
+    return "\n".join(lines + notes(rows))
 
 
 def notes(rows: Sequence[dict]) -> list[str]:

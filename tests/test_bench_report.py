@@ -76,8 +76,15 @@ def test_console_table_lists_why_rows_were_not_measured():
 
 
 def test_text_table_aligns_columns():
-    lines = text_table(ROWS[:1], COLUMNS["models"][:3]).splitlines()
-    assert len({len(line) for line in lines[:3]}) == 1
+    lines = text_table(ROWS[:2], COLUMNS["models"][:4]).splitlines()
+    header, rule, measured, skipped = lines[:4]
+    assert header.split() == ["configuration", "status", "size", "MB", "load", "ms"]
+    assert set(rule) == {"-", " "}
+    # Names start where their header starts; numbers end where theirs ends.
+    assert measured.index("ok") == skipped.index("skipped") == header.index("status")
+    assert measured.endswith("11") and len(measured) == len(skipped) == len(header)
+    assert measured.index("1.21") + len("1.21") == header.index("size MB") + len("size MB")
+    assert lines[4] == f"onnx-fp32/onnx/t2: skipped: {MISSING_ONNX}"
 
 
 def test_accuracy_markdown_holds_the_per_class_table():
