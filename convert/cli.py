@@ -119,3 +119,7 @@ def main(
     if failed:
         typer.echo(f"edge-convert: error: {', '.join(failed)} failed verification (see the .report.json files in {out})", err=True)
         raise typer.Exit(1)
+    if received.signum is not None:
+        # The signal landed in library code that swallowed the interrupt; the run went on to the end.
+        typer.echo(f"edge-convert: interrupted by {signal_name(Stopped(received.signum))} after every file was written", err=True)
+        raise typer.Exit(128 + received.signum)
