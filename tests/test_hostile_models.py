@@ -62,8 +62,10 @@ class Hostile:
         (self.folder / f"{PAYLOAD_MODULE}.py").write_text(
             f"open({str(self.sentinel)!r}, 'a').write('module imported\\n')\n\ndef anything(*args, **kwargs):\n    return args\n"
         )
+        # The tiny model's metadata without its checksum, so that Keras' own refusal is what is tested.
+        metadata = {key: value for key, value in json.loads(self.sidecar.read_text()).items() if key != "checksum"}
         for path in self.keras_files:
-            shutil.copyfile(self.sidecar, sidecar_path(path))
+            sidecar_path(path).write_text(json.dumps(metadata))
         self.sentinel.unlink(missing_ok=True)
 
     @staticmethod

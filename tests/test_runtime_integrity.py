@@ -18,7 +18,7 @@ from edge_runtime.default_model import MASTER_MODELS_DIR, MODELS_DIR, installed_
 from edge_runtime.formats import backend_for_path, install_hint
 from edge_runtime.integrity import CHECKSUM_KEY, ChecksumError, stamp_model_file, verify_model_file
 from edge_runtime.labels import LABELS
-from edge_runtime.metadata import ONNX_METADATA_KEY, sidecar_path
+from edge_runtime.metadata import ONNX_METADATA_KEY, read_sidecar, sidecar_path
 
 BUNDLED = ("emotion_int8.onnx", "emotion_int8.tflite", "emotion.keras")
 
@@ -185,3 +185,9 @@ def test_edge_run_refuses_the_edited_model_and_runs_it_with_no_verify_model(tmp_
     assert len(lines) == 1 and "checksum mismatch" in lines[0] and str(model) in lines[0]
     ran = runner.invoke(app, [*args, "--no-verify-model"])
     assert ran.exit_code == 0, ran.output
+
+
+def test_edge_train_writes_the_checksum_into_the_model_sidecar(tiny_model):
+    """tiny_model is written by edge-train's save_model."""
+    assert read_sidecar(tiny_model).checksum.startswith("sha256:")
+    assert verify_model_file(tiny_model) is True

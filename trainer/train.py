@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
 from edge_runtime.errors import first_line
+from edge_runtime.integrity import checksum_of_file
 from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.labels import LABELS, NUM_CLASSES
 from edge_runtime.metadata import ModelMetadata, sidecar_path
@@ -299,10 +300,12 @@ def _class_weights(labels: np.ndarray) -> dict[int, float]:
 
 
 def save_model(model, path: Path, arch: str, spec) -> None:
-    """Writes a Keras model and its metadata sidecar (`model.keras.json`), atomically."""
+    """Writes a Keras model and its metadata sidecar (`model.keras.json`, with the checksum
+    the runtime checks at load), atomically."""
     with atomic_path(path) as tmp:
         model.save(tmp)
     metadata = ModelMetadata(input=spec, format="keras", arch=arch)
+    metadata = replace(metadata, checksum=checksum_of_file(path, metadata.to_dict()))
     write_text_atomic(sidecar_path(path), metadata.to_json())
 
 
