@@ -92,6 +92,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("crop_accuracy", "crop acc (all)", ".4f"),
         Column("crop_accuracy_detected", "crop acc (detected)", ".4f"),
         Column("false_positives_per_frame", "false/frame", ".3f"),
+        Column("stray_detections_per_frame", "stray/frame", ".3f"),
         Column("fps", "FPS", ".1f"),
     ),
 }

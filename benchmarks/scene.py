@@ -27,6 +27,7 @@ FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 FACE_SIDES = (144, 192)
 CLEARANCE = 24  # pixels kept free around every pasted face
 PLACEMENT_TRIES = 200
+STRAY_IOU = 0.1  # a detection overlapping every true face less than this is on the background
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class SceneScore:
     detected: int = 0
     correct_detected: int = 0
     false_positives: int = 0
+    stray: int = 0
     frames: int = 0
     seconds: float = 0.0
     detected_face_indices: list[int] = field(default_factory=list)
@@ -133,6 +135,10 @@ class SceneScore:
             "frames": self.frames,
             "recall": self.detected / self.faces if self.faces else 0.0,
             "label_accuracy": self.correct_detected / self.detected if self.detected else 0.0,
+            # Unmatched detections that overlap no true face at all (background): a face found
+            # but framed unlike its FER crop (IoU below the threshold) is a false positive above,
+            # not a stray one.
+            "stray_detections_per_frame": self.stray / self.frames if self.frames else 0.0,
             "end_to_end_accuracy": self.correct_detected / self.faces if self.faces else 0.0,
             "false_positives_per_frame": self.false_positives / self.frames if self.frames else 0.0,
             "fps": self.frames / self.seconds if self.seconds > 0 else 0.0,
@@ -140,7 +146,7 @@ class SceneScore:
 
 
 def score_scene(frames: list[SceneFrame], detect, labels: tuple[str, ...], threshold: float, clock=time.perf_counter,
-                on_frame=None) -> SceneScore:
+                on_frame=None, crop_box=None) -> SceneScore:
     """Runs `detect(frame) -> list[Face]` on every frame and scores it against the truth.
 
     Args:
@@ -150,6 +156,10 @@ def score_scene(frames: list[SceneFrame], detect, labels: tuple[str, ...], thres
         threshold: IoU for a match.
         clock: seconds; FPS counts only the time inside `detect`.
         on_frame: called with (frame, faces) after each frame (e.g. to write a video).
+        crop_box: maps a face's detector box to the region the runtime crops for the model
+            (`EmotionDetector.crop_box`). The truth boxes are FER-2013 crops, so a detection
+            is matched by what the model reads, not by the detector's own framing (YuNet's box
+            is a tighter, taller face box than a FER crop). None: the box itself.
     """
     score = SceneScore()
     for frame in frames:
@@ -158,10 +168,15 @@ def score_scene(frames: list[SceneFrame], detect, labels: tuple[str, ...], thres
         score.seconds += clock() - start
         score.frames += 1
         score.faces += len(frame.boxes)
-        found = match_boxes(frame.boxes, [face.box for face in faces], threshold)
+        regions = [crop_box(face.box) if crop_box else face.box for face in faces]
+        found = match_boxes(frame.boxes, regions, threshold)
         matches = [(ti, fi) for ti, fi in enumerate(found) if fi is not None]
         score.detected += len(matches)
         score.false_positives += len(faces) - len(matches)
+        matched = {fi for _, fi in matches}
+        score.stray += sum(
+            1 for fi, box in enumerate(regions) if fi not in matched and all(iou(box, truth) < STRAY_IOU for truth in frame.boxes)
+        )
         for ti, fi in matches:
             score.detected_face_indices.append(frame.face_indices[ti] if frame.face_indices else -1)
             if faces[fi].label == labels[frame.labels[ti]]:

@@ -117,7 +117,8 @@ def _score_model(model, detector_name: str, config: SceneConfig, frames, split, 
     try:
         with detector_factory(model, config, detector_name) as detector:
             name = f"{Path(detector.model_path).name} ({detector.backend.name}) {detector_name}"
-            score = score_scene(frames, detector.detect, detector.labels, config.scene.iou_threshold, on_frame=video)
+            score = score_scene(frames, detector.detect, detector.labels, config.scene.iou_threshold, on_frame=video,
+                                crop_box=detector.crop_box)
             all_indices = [i for frame in frames for i in frame.face_indices]
             figures = score.figures()
             # The crops go through the model as the detector's faces do (flip averaging included),

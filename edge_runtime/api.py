@@ -242,10 +242,18 @@ class EmotionDetector:
         self.frame_index += 1
         return faces
 
+    def crop_box(self, box) -> tuple[int, int, int, int]:
+        """The (x, y, w, h) region the model reads for a detector box, before any eye levelling."""
+        centre_x, centre_y, w, h = self._region(box)
+        return int(round(centre_x - w / 2)), int(round(centre_y - h / 2)), int(round(w)), int(round(h))
+
+    def _region(self, box) -> tuple[float, float, float, float]:
+        mapping = self.crop
+        return crop_region(box, mapping.scale * (1 + 2 * self.crop_margin), (mapping.shift_x, mapping.shift_y), mapping.square)
+
     def _crop(self, frame: np.ndarray, detection) -> np.ndarray:
         mapping = self.crop
-        region = crop_region(detection.box, mapping.scale * (1 + 2 * self.crop_margin), (mapping.shift_x, mapping.shift_y),
-                             mapping.square)
+        region = self._region(detection.box)
         angle = eye_angle(detection.landmarks) if mapping.align_eyes and detection.landmarks else 0.0
         return crop_mapped(frame, region, angle)
 

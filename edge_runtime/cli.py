@@ -100,7 +100,7 @@ def main(
                      help="Download and verify the detector files into the cache, then exit (for offline devices)."),
     ] = False,
     score_threshold: Annotated[
-        Optional[float], typer.Option(min=0.01, max=0.99, help="Least YuNet face score (default: 0.6).")
+        Optional[float], typer.Option(min=0.01, max=0.99, help="Least YuNet face score (default: 0.5).")
     ] = None,
     cascade: Annotated[
         Optional[Path], typer.Option(exists=True, dir_okay=False, help="Haar cascade XML (default: OpenCV's frontal face).")

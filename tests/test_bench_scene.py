@@ -85,6 +85,27 @@ def test_missed_shifted_and_wrong_faces_are_counted(split):
     assert figures["label_accuracy"] == 0.0
     assert figures["end_to_end_accuracy"] == 0.0
     assert figures["false_positives_per_frame"] == 2.0
+    assert figures["stray_detections_per_frame"] == 2.0  # neither overlaps a true face
+
+
+def test_a_face_framed_otherwise_is_a_false_positive_not_a_stray_one_unless_its_crop_matches(split):
+    frames = build_scene(split, SceneSettings(frames=1, faces_per_frame=(1, 1), seed=4))
+    ((x, y, w, h),), (label,) = frames[0].boxes, frames[0].labels
+    inner = (x + w // 4, y + h // 4, w // 2, h // 2)  # a tight box around the middle of the face: IoU 0.25
+
+    def detect(image):
+        return [FakeFace(inner, LABELS[label])]
+
+    figures = score_scene(frames, detect, LABELS, 0.4).figures()
+    assert figures["recall"] == 0.0 and figures["false_positives_per_frame"] == 1.0
+    assert figures["stray_detections_per_frame"] == 0.0
+
+    def doubled(box):  # the runtime's crop of that box: twice its side, same centre
+        bx, by, bw, bh = box
+        return (bx - bw // 2, by - bh // 2, 2 * bw, 2 * bh)
+
+    figures = score_scene(frames, detect, LABELS, 0.4, crop_box=doubled).figures()
+    assert figures["recall"] == 1.0 and figures["end_to_end_accuracy"] == 1.0 and figures["false_positives_per_frame"] == 0.0
 
 
 def test_crop_accuracy_on_the_faces_own_crops(split):

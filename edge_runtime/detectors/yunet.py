@@ -52,7 +52,7 @@ class YuNetDetector:
     def __init__(
         self,
         model_path: str | os.PathLike,
-        score_threshold: float = 0.6,
+        score_threshold: float = 0.5,
         min_size: int = 24,
         detect_scale: float = 0.5,
         nms_threshold: float = DEFAULT_NMS_THRESHOLD,
