@@ -35,3 +35,19 @@ def test_tensorflow_alone_does_not_count_as_a_tflite_runtime(monkeypatch):
     monkeypatch.setattr(default_model, "_installed", lambda module: module == "tensorflow")
     assert default_model.installed_backends() == ["keras"]
     assert "tensorflow" not in get_backend("tflite").runtime_packages
+
+
+def test_the_onnx_backend_leaves_no_telemetry_in_the_home_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    bundled = default_model.MODELS_DIR / get_backend("onnx").bundled_file
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")} | {"HOME": str(tmp_path)}
+    code = f"from edge_runtime.backends import load_backend; load_backend({str(bundled)!r}, 'onnx').close()"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / ".cache").exists()

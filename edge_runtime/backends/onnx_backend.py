@@ -3,6 +3,7 @@ quantisation happens here; ONNX Runtime runs the QDQ graph with integer kernels.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ class ONNXBackend(Backend):
     def __init__(
         self, model_path: Path, threads: int | None = None, providers: list[str] | None = None, allow_spinning: bool = False
     ) -> None:
+        # onnxruntime >= 1.29 records usage events under ~/.cache and uploads them; a device
+        # that looks at people's faces should not phone home unasked. A user who wants it sets
+        # ORT_DISABLE_TELEMETRY=0 before the run.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         try:
             import onnxruntime as ort
         except ImportError:
