@@ -219,9 +219,8 @@ def test_a_real_fer2013_jpeg_cut_to_a_third_is_refused(tmp_path):
         _load(root, tmp_path)
 
 
-def test_edge_train_names_the_truncated_image_and_a_rerun_is_safe(tmp_path):
-    """A failed start leaves config.json in --out; running the command again is not refused as
-    an existing run (there is no state.json until an epoch completes)."""
+def test_edge_train_names_the_truncated_image_and_leaves_no_run_folder(tmp_path):
+    """A failed start removes the new --out folder it made, so the same command can run again."""
     pytest.importorskip("keras")
     from typer.testing import CliRunner
 
@@ -238,4 +237,7 @@ def test_edge_train_names_the_truncated_image_and_a_rerun_is_safe(tmp_path):
             f"edge-train: error: {path}: truncated JPEG: no end-of-image marker (FF D9) at its end; "
             "expected a complete image file (a truncated copy?)"
         )
-    assert not (tmp_path / "run" / "state.json").exists()
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "run").mkdir()  # a folder that was there before is the user's: kept
+    assert CliRunner().invoke(app, args).exit_code == 1
+    assert (tmp_path / "run").is_dir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from enum import Enum
 from pathlib import Path
@@ -128,6 +129,7 @@ def main(
     from trainer.config import ConfigError, TrainConfig, make_config
     from trainer.train import TrainingError, train
 
+    new_out = None  # a --out folder this command creates, removed again if the run fails to start
     try:
         if resume is not None:
             config_path = resume / "config.json"
@@ -169,17 +171,28 @@ def main(
             )
             if config.epochs == 0 and not config.weights:
                 raise typer.BadParameter("--epochs 0 needs --weights (to package existing weights)", param_hint="--epochs")
+        new_out = None if resume is not None or Path(config.out).exists() else Path(config.out)
         metrics = train(config, resume=resume is not None, max_minutes=max_minutes)
     except ConfigError as error:
         typer.echo(f"edge-train: error: {error}", err=True)
         raise typer.Exit(2) from None
     except (DataError, TrainingError) as error:
+        _remove_unstarted_run(new_out)
         typer.echo(f"edge-train: error: {error}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo(f"edge-train: interrupted; continue with: edge-train --resume {config.out}", err=True)
         raise typer.Exit(130) from None
     _print_summary(metrics, Path(config.out))
+
+
+def _remove_unstarted_run(out: Path | None) -> None:
+    """Removes the --out folder a failed start created, when it holds nothing but config.json:
+    left behind, it would look like a run. A folder with anything else in it is kept."""
+    if out is None or not out.is_dir():
+        return
+    if {path.name for path in out.rglob("*") if not path.is_dir()} <= {"config.json"}:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _print_summary(metrics: dict, out: Path) -> None:
