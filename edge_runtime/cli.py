@@ -67,7 +67,9 @@ EXAMPLES = examples(
     "edge-run                                                 # webcam 0, bundled model, a window (q or Esc quits)",
     "edge-run --source clip.mp4 --no-display --csv faces.csv --save-video annotated.mp4",
     "edge-run --source rtsp://camera.local/stream --backend tflite --threads 2 --detect-every 2",
-    "edge-run --source photos/ --no-display --jsonl photos.jsonl   # every image of a folder, in name order",
+    "edge-run --source photos/ --no-display --jsonl photos.jsonl --save-images annotated/   # every photo, each alone",
+    "edge-run --source demo --detector haar --no-display   # the seed's Haar cascade instead of YuNet",
+    "edge-run --fetch-models   # fetch and verify the YuNet file now, for a device that will run offline",
 )
 
 
