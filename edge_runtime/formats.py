@@ -100,7 +100,8 @@ FORMAT_NAMES = tuple(f.name for f in FORMATS)
 BACKEND_NAMES = tuple(b.name for b in BACKENDS)
 
 
-def _unknown(kind: str, value: str, choices: tuple[str, ...]) -> ValueError:
+def unknown_choice(kind: str, value: str, choices: tuple[str, ...]) -> ValueError:
+    """The error for a name that is not a row: the choices, and the closest one."""
     close = difflib.get_close_matches(value, choices, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return ValueError(f"Unknown {kind} '{value}'. Choose one of: {', '.join(choices)}.{hint}")
@@ -115,7 +116,7 @@ def get_format(name: str) -> ModelFormat:
     for row in FORMATS:
         if row.name == name:
             return row
-    raise _unknown("format", name, FORMAT_NAMES)
+    raise unknown_choice("format", name, FORMAT_NAMES)
 
 
 def get_backend(name: str) -> BackendInfo:
@@ -127,7 +128,7 @@ def get_backend(name: str) -> BackendInfo:
     for row in BACKENDS:
         if row.name == name:
             return row
-    raise _unknown("backend", name, BACKEND_NAMES)
+    raise unknown_choice("backend", name, BACKEND_NAMES)
 
 
 def backend_for_path(path: str | Path) -> BackendInfo:

@@ -67,3 +67,18 @@ def tiny_model(tmp_path_factory) -> Path:
     from tests.tiny_model import train_tiny_model
 
     return train_tiny_model(tmp_path_factory.mktemp("tiny_model") / "model.keras")
+
+
+@pytest.fixture(scope="module")
+def two_face_scene():
+    """A 640x480 frame with two real faces from the demo assets at known boxes."""
+    import cv2
+
+    from benchmarks.scenes import background, demo_faces
+
+    faces = dict(demo_faces())
+    frame = background(seed=5)
+    boxes = [(40, 120, 170, 170), (380, 60, 180, 180)]
+    for (x, y, w, h), label in zip(boxes, ("happy", "surprise")):
+        frame[y : y + h, x : x + w] = cv2.resize(faces[label], (w, h))[:, :, None]
+    return frame, boxes

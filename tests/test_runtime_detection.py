@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.scenes import background, demo_faces, match_boxes
+from benchmarks.scenes import match_boxes
 from edge_runtime.api import Face
 from edge_runtime.detectors import DetectorError, iou
 from edge_runtime.detectors.haar import HaarDetector
@@ -14,27 +14,16 @@ from edge_runtime.draw import draw_faces
 from edge_runtime.tracker import IoUTracker
 
 
-@pytest.fixture(scope="module")
-def scene():
-    """A 640x480 frame with two real faces from the demo assets at known boxes."""
-    faces = dict(demo_faces())
-    frame = background(seed=5)
-    boxes = [(40, 120, 170, 170), (380, 60, 180, 180)]
-    for (x, y, w, h), label in zip(boxes, ("happy", "surprise")):
-        frame[y : y + h, x : x + w] = cv2.resize(faces[label], (w, h))[:, :, None]
-    return frame, boxes
-
-
 @pytest.mark.parametrize("detect_scale", [1.0, 0.5, 0.35])
-def test_haar_boxes_are_in_source_pixels(scene, detect_scale):
-    frame, truth = scene
+def test_haar_boxes_are_in_source_pixels(two_face_scene, detect_scale):
+    frame, truth = two_face_scene
     found = [d.box for d in HaarDetector(detect_scale=detect_scale).detect(frame)]
     matches = match_boxes(truth, found, min_iou=0.6)
     assert all(m is not None for m in matches), (found, truth)
 
 
-def test_haar_takes_gray_bgra_tiny_and_large_frames(scene):
-    frame, truth = scene
+def test_haar_takes_gray_bgra_tiny_and_large_frames(two_face_scene):
+    frame, truth = two_face_scene
     detector = HaarDetector()
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.scenes import background, demo_faces, match_boxes
+from benchmarks.scenes import match_boxes
 from edge_runtime.cli import app
 from edge_runtime.detectors import (
     DETECTOR_NAMES,
@@ -82,16 +82,6 @@ def mirror(monkeypatch):
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def scene():
-    """A 640x480 frame with two real faces from the demo assets at known boxes."""
-    faces = dict(demo_faces())
-    frame = background(seed=5)
-    boxes = [(40, 120, 170, 170), (380, 60, 180, 180)]
-    for (x, y, w, h), label in zip(boxes, ("happy", "surprise")):
-        frame[y : y + h, x : x + w] = cv2.resize(faces[label], (w, h))[:, :, None]
-    return frame, boxes
-
 
 # --- the table ---------------------------------------------------------------------------------
 
@@ -115,8 +105,8 @@ def test_unknown_detector_names_the_choices():
 
 @needs_yunet
 @pytest.mark.parametrize("detect_scale", [1.0, 0.5])
-def test_yunet_finds_the_faces_with_scores_and_landmarks(scene, detect_scale):
-    frame, truth = scene
+def test_yunet_finds_the_faces_with_scores_and_landmarks(two_face_scene, detect_scale):
+    frame, truth = two_face_scene
     found = YuNetDetector(SHARED_YUNET, detect_scale=detect_scale).detect(frame)
     assert all(m is not None for m in match_boxes(truth, [d.box for d in found], min_iou=0.4)), found
     for detection in found:
@@ -128,8 +118,8 @@ def test_yunet_finds_the_faces_with_scores_and_landmarks(scene, detect_scale):
 
 
 @needs_yunet
-def test_yunet_takes_gray_bgra_and_tiny_frames(scene):
-    frame, truth = scene
+def test_yunet_takes_gray_bgra_and_tiny_frames(two_face_scene):
+    frame, truth = two_face_scene
     detector = YuNetDetector(SHARED_YUNET)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     assert len(detector.detect(gray)) == len(detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA))) == len(truth)

@@ -7,8 +7,9 @@ row and its class.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
+
+from edge_runtime.formats import unknown_choice
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,4 @@ def get_detector_info(name: str) -> DetectorInfo:
     for row in DETECTORS:
         if row.name == name:
             return row
-    close = difflib.get_close_matches(name, DETECTOR_NAMES, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise DetectorError(f"Unknown detector '{name}'. Choose one of: {', '.join(('auto', *DETECTOR_NAMES))}.{hint}")
+    raise DetectorError(str(unknown_choice("detector", name, ("auto", *DETECTOR_NAMES))))
