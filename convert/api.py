@@ -26,13 +26,11 @@ from convert.onnx_export import remove_stranded_work_dirs
 from convert.source import check_model_file, load_source_model
 from convert.verify import Thresholds, format_table, predict_in_batches, verify_export
 from edge_runtime.atomic import atomic_path, remove_stranded, write_json_atomic
-from edge_runtime.formats import ModelFormat
+from edge_runtime.formats import ModelFormat, get_backend
 from edge_runtime.integrity import CHECKSUM_KEY, checksum_of_file, stamp_onnx
 from edge_runtime.metadata import ModelMetadata, file_sha256, sidecar_path
 from edge_runtime.version import __version__
 
-# Backends that read a model's metadata from a JSON sidecar; ONNX files carry theirs inside.
-SIDECAR_BACKENDS = ("tflite",)
 DEFAULT_CALIBRATION_SIZE = 500
 DEFAULT_VERIFY_SIZE = 2000
 
@@ -280,7 +278,7 @@ def _export_atomically(job: ExportJob, row: ModelFormat, path: Path) -> ModelMet
     exporter = exporters.EXPORTERS[row.name]
     with ExitStack() as stack:
         model_tmp = stack.enter_context(atomic_path(path))
-        if row.backend in SIDECAR_BACKENDS:
+        if get_backend(row.backend).metadata == "sidecar":
             sidecar_tmp = stack.enter_context(atomic_path(sidecar_path(path)))
             metadata = _written(exporter(job, row.name, model_tmp), model_tmp, row)
             metadata = replace(metadata, checksum=checksum_of_file(model_tmp, metadata.to_dict()))
