@@ -15,6 +15,12 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def keras_file_problem(path: str | os.PathLike) -> str | None:
+    """One line naming `path` and why it is not a complete Keras file, or None (see `keras_file_fault`)."""
+    fault = keras_file_fault(path)
+    return f"{path}: {fault}" if fault else None
+
+
+def keras_file_fault(path: str | os.PathLike) -> str | None:
     """Why `path` is not a complete Keras model or weights file, or None when it looks whole.
 
     A `.keras` archive is read through once to check every member's CRC (about 20 ms for a
@@ -22,34 +28,34 @@ def keras_file_problem(path: str | os.PathLike) -> str | None:
     """
     path = Path(path)
     if not path.is_file():
-        return f"{path}: no such file"
+        return "no such file"
     suffix = path.suffix.lower()
     if suffix == ".keras":
-        return _archive_problem(path)
+        return _archive_fault(path)
     if suffix in (".h5", ".hdf5"):
-        return _hdf5_problem(path)
+        return _hdf5_fault(path)
     return None
 
 
-def _archive_problem(path: Path) -> str | None:
+def _archive_fault(path: Path) -> str | None:
     if not zipfile.is_zipfile(path):
-        return f"{path}: not a complete .keras zip archive (damaged, truncated, or another kind of file)"
+        return "not a complete .keras zip archive (damaged, truncated, or another kind of file)"
     try:
         with zipfile.ZipFile(path) as archive:
             if "config.json" not in archive.namelist():
-                return f"{path}: not a Keras model: the archive has no config.json"
+                return "not a Keras model: the archive has no config.json"
             bad_member = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        return f"{path}: damaged .keras archive ({error})"
+        return f"damaged .keras archive ({error})"
     if bad_member is not None:
-        return f"{path}: damaged .keras archive: {bad_member} fails its CRC check (a corrupted copy?)"
+        return f"damaged .keras archive: {bad_member} fails its CRC check (a corrupted copy?)"
     return None
 
 
-def _hdf5_problem(path: Path) -> str | None:
+def _hdf5_fault(path: Path) -> str | None:
     with open(path, "rb") as handle:
         if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-            return f"{path}: not an HDF5 file (an .h5 model or weights file starts with the HDF5 signature)"
+            return "not an HDF5 file (an .h5 model or weights file starts with the HDF5 signature)"
     try:
         import h5py
     except ImportError:
@@ -59,5 +65,5 @@ def _hdf5_problem(path: Path) -> str | None:
             pass
     except OSError as error:
         first = (str(error).strip().splitlines() or ["unreadable"])[0][:160]
-        return f"{path}: damaged HDF5 file ({first})"
+        return f"damaged HDF5 file ({first})"
     return None

@@ -241,7 +241,8 @@ def test_damaged_keras_file_is_named_as_damaged_everywhere(tmp_path, tiny_model,
     assert result.exit_code == 1 and last_line(result).startswith(f"edge-convert: error: {expected}")
     result = runner.invoke(train_app, ["--data", str(fer_folder), "--out", str(tmp_path / "t"), "--teacher", str(path),
                                        "--cache-dir", str(tmp_path / "cache")])
-    assert result.exit_code == 1 and last_line(result).startswith(f"edge-train: error: {expected}")
+    assert result.exit_code == 1
+    assert last_line(result).startswith(f"edge-train: error: {path}: cannot load the teacher model ({EXPECTED_DAMAGE[damage]}")
 
 
 def test_resume_from_a_damaged_checkpoint_is_one_line(tmp_path, tiny_model, fer_folder):

@@ -89,7 +89,7 @@ def test_teacher_ensemble_averages_both_views_and_is_frozen(teacher_path, tmp_pa
 def test_bad_teachers_are_named(tmp_path):
     junk = tmp_path / "junk.keras"
     junk.write_text("not a model")
-    with pytest.raises(ValueError, match=f"^{junk}: not a complete .keras zip archive"):
+    with pytest.raises(ValueError, match=f"^{junk}: cannot load the teacher model \\(not a complete .keras zip archive"):
         build_teacher_ensemble([str(junk)], (48, 48, 1))
     wrong = tmp_path / "wrong.keras"
     keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(wrong)

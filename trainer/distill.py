@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from edge_runtime.errors import first_line
-from edge_runtime.keras_file import keras_file_problem
+from edge_runtime.keras_file import keras_file_fault
 from edge_runtime.labels import NUM_CLASSES
 
 
@@ -98,9 +98,9 @@ def build_teacher_ensemble(paths: list[str], input_shape: tuple[int, ...], views
     stacked = StackedViews(views, name="views")(inputs)
     outputs = []
     for index, path in enumerate(paths):
-        problem = keras_file_problem(path)
-        if problem:
-            raise ValueError(problem)
+        fault = keras_file_fault(path)
+        if fault:
+            raise ValueError(f"{path}: cannot load the teacher model ({fault})")
         try:
             loaded = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a bad file; all mean the same.
