@@ -9,7 +9,9 @@ the `metadata_props` records are hashed. Keras and TFLite files keep it in their
 and the whole file is hashed. SHA-256 runs at about 1-2 GB/s, so checking a 2 MB model at load
 takes milliseconds.
 
-A file whose metadata has no checksum (exported by an earlier version) is loaded unchecked.
+A file whose metadata has no checksum (exported by an earlier version) is loaded unchecked. ONNX
+external data files are not covered (edge-convert never writes them; ONNX Runtime refuses any
+that lie outside the model's folder).
 """
 
 from __future__ import annotations
