@@ -191,3 +191,19 @@ def test_edge_train_writes_the_checksum_into_the_model_sidecar(tiny_model):
     """tiny_model is written by edge-train's save_model."""
     assert read_sidecar(tiny_model).checksum.startswith("sha256:")
     assert verify_model_file(tiny_model) is True
+
+
+def test_stamp_tool_refreshes_the_checksum_of_an_edited_model(tmp_path):
+    import subprocess
+    import sys
+
+    model = copy_model("emotion_int8.onnx", tmp_path)
+    flip_byte(model)
+    tool = Path(__file__).resolve().parents[1] / "tools" / "stamp_checksums.py"
+    done = subprocess.run([sys.executable, str(tool), str(model)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{model}: sha256:")
+    assert verify_model_file(model) is True
+    missing = subprocess.run([sys.executable, str(tool), str(tmp_path / "none.tflite")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"stamp_checksums: error: {tmp_path / 'none.tflite'}: No such file or directory"

@@ -22,8 +22,11 @@ def main(paths: list[str]) -> int:
     for path in paths:
         try:
             print(f"{path}: {stamp_model_file(path)}")
-        except (MetadataError, OSError) as error:
+        except MetadataError as error:
             print(f"stamp_checksums: error: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"stamp_checksums: error: {path}: {error.strerror or error}", file=sys.stderr)
             return 1
     return 0
 
