@@ -14,29 +14,20 @@ from typer.testing import CliRunner
 keras = pytest.importorskip("keras")
 
 from edge_runtime.preprocess import InputSpec, gray48_to_input  # noqa: E402
-from trainer import mixing  # noqa: E402
+from tests.training_helpers import build_tiny  # noqa: E402
+from trainer import epoch_batches  # noqa: E402
 from trainer.augment import CROP_JITTERS, build_augmenter  # noqa: E402
 from trainer.cli import app  # noqa: E402
 from trainer.config import ConfigError, TrainConfig, make_config  # noqa: E402
 from trainer.distill import build_teacher_ensemble  # noqa: E402
+from trainer.epoch_batches import batch_bounds, training_batches  # noqa: E402
 from trainer.fer2013 import load_fer2013  # noqa: E402
-from trainer.mixing import mix_batch, mixed_batches  # noqa: E402
+from trainer.mixing import mix_batch  # noqa: E402
 from trainer.models import ARCHITECTURES, Architecture  # noqa: E402
 from trainer.optimizers import build_optimizer, plateau_callback  # noqa: E402
 from trainer.view_layers import StackedViews, averaged_over_views  # noqa: E402
 
 runner = CliRunner()
-
-
-def build_tiny() -> keras.Model:
-    """A network small enough for a one-epoch run in a second: raw pixels in, 7 probabilities out."""
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x), name="tiny")
 
 
 def _faces(count: int, seed: int = 0) -> np.ndarray:
@@ -135,15 +126,27 @@ def test_no_alpha_means_no_mixing():
 
 def test_mixed_batches_repeat_per_epoch_and_resume_where_they_were():
     faces, labels = _numbered_batch(10)
-    first = mixed_batches(keras, faces, labels, batch_size=4, seed=1, mixup=0.5, cutmix=0.0)
+    first = training_batches(keras, faces, labels, batch_size=4, seed=1, mixup=0.5)
     assert len(first) == 3 and len(first[2][0]) == 2
     epoch0 = [first[i][1] for i in range(3)]
     first.on_epoch_end()
     epoch1 = [first[i][1] for i in range(3)]
     assert not np.allclose(epoch0[0], epoch1[0])
-    resumed = mixed_batches(keras, faces, labels, batch_size=4, seed=1, mixup=0.5, cutmix=0.0, first_epoch=1)
+    resumed = training_batches(keras, faces, labels, batch_size=4, seed=1, first_epoch=1, mixup=0.5)
     for index in (2, 0, 1):  # any order Keras asks in
         np.testing.assert_array_equal(resumed[index][1], epoch1[index])
+
+
+def test_process_slices_make_up_the_global_batch_and_split_over_the_devices():
+    faces, labels = _numbered_batch(11)
+    whole = training_batches(keras, faces, labels, batch_size=4, seed=2, devices=2)
+    halves = [training_batches(keras, faces, labels, batch_size=4, seed=2, devices=2, process_id=p, num_processes=2) for p in (0, 1)]
+    # 11 faces in batches of 4 over 2 devices: 4, 4, then 3 cut to 2 (one face sits out this epoch).
+    assert batch_bounds(11, 4, 2) == [(0, 4), (4, 8), (8, 10)] and len(whole) == 3
+    for index in range(3):
+        np.testing.assert_array_equal(np.concatenate([half[index][0] for half in halves]), whole[index][0])
+        assert len(halves[0][index][0]) == len(halves[1][index][0]) == len(whole[index][0]) // 2
+    assert batch_bounds(3, 4, 4) == []
 
 
 # --- test-time views -----------------------------------------------------------------------
@@ -261,14 +264,14 @@ def test_cli_run_with_every_recipe_option(tmp_path, fer_folder, monkeypatch):
     teacher = tmp_path / "teacher.keras"
     build_tiny().save(teacher)
     seen_labels = []
-    original_mix = mixing.mix_batch
+    original_mix = epoch_batches.mix_batch
 
     def recording_mix(*args, **kwargs):
         faces, labels = original_mix(*args, **kwargs)
         seen_labels.append(labels)
         return faces, labels
 
-    monkeypatch.setattr(mixing, "mix_batch", recording_mix)
+    monkeypatch.setattr(epoch_batches, "mix_batch", recording_mix)
     out = tmp_path / "run"
     options = ["--data", str(fer_folder), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--epochs", "2"]
     options += ["--batch-size", "32", "--optimizer", "sgd", "--schedule", "plateau", "--learning-rate", "0.05"]

@@ -119,6 +119,21 @@ def main(
         Optional[float], typer.Option(min=0.0, help="Stop after the epoch that ends past this many minutes, and finish the run.")
     ] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for decoded data (default ~/.cache/edge-emotion).")] = None,
+    devices: Annotated[
+        Optional[int], typer.Option(min=0, help="Train data-parallel over this many devices of this process (0: all); JAX only.")
+    ] = None,
+    coordinator: Annotated[
+        Optional[str], typer.Option(help="HOST:PORT of process 0, for several processes (or KERAS_DISTRIBUTION_JOB_ADDRESSES).")
+    ] = None,
+    num_processes: Annotated[
+        Optional[int], typer.Option(min=1, help="Processes training together (or KERAS_DISTRIBUTION_NUM_PROCESSES).")
+    ] = None,
+    process_id: Annotated[
+        Optional[int], typer.Option(min=0, help="This process, 0 to N-1; 0 writes the run (or KERAS_DISTRIBUTION_PROCESS_ID).")
+    ] = None,
+    scale_batch: Annotated[
+        bool, typer.Option("--scale-batch", help="Multiply the batch size and learning rate by the device count (linear scaling).")
+    ] = False,
     version: VersionOption = None,
 ) -> None:
     """Train, checkpointing every epoch; the best epoch is kept as RUN_DIR/model.keras."""
@@ -127,10 +142,12 @@ def main(
         typer.echo(f"edge-train: error: {problem}", err=True)
         raise typer.Exit(1)
     from trainer.config import ConfigError, TrainConfig, make_config
+    from trainer.distributed import DistributionError, settings_from
     from trainer.train import TrainingError, train
 
     new_out = None  # a --out folder this command creates, removed again if the run fails to start
     try:
+        distribution = settings_from(devices, coordinator, num_processes, process_id)
         if resume is not None:
             config_path = resume / "config.json"
             if not config_path.exists():
@@ -171,9 +188,11 @@ def main(
             )
             if config.epochs == 0 and not config.weights:
                 raise typer.BadParameter("--epochs 0 needs --weights (to package existing weights)", param_hint="--epochs")
+            if scale_batch:
+                config = _scaled_for_devices(config, distribution)
         new_out = None if resume is not None or Path(config.out).exists() else Path(config.out)
-        metrics = train(config, resume=resume is not None, max_minutes=max_minutes)
-    except ConfigError as error:
+        metrics = train(config, resume=resume is not None, max_minutes=max_minutes, distribution=distribution)
+    except (ConfigError, DistributionError) as error:
         typer.echo(f"edge-train: error: {error}", err=True)
         raise typer.Exit(2) from None
     except (DataError, TrainingError) as error:
@@ -183,7 +202,22 @@ def main(
     except KeyboardInterrupt:
         typer.echo(f"edge-train: interrupted; continue with: edge-train --resume {config.out}", err=True)
         raise typer.Exit(130) from None
+    if distribution is not None and not distribution.writes_files:
+        print(f"edge-train: process {distribution.process_id} of {distribution.num_processes} done; process 0 wrote {config.out}")
+        return
     _print_summary(metrics, Path(config.out))
+
+
+def _scaled_for_devices(config, distribution):
+    """The linear scaling rule: each device keeps the recipe's batch, so the global batch and
+    the learning rate grow with the device count (named explicitly: the run's config.json
+    must say what it trained with before any device is counted)."""
+    from dataclasses import replace
+
+    if distribution is None or distribution.devices == 0:
+        raise typer.BadParameter("--scale-batch needs --devices N (N > 0): the count it scales by", param_hint="--scale-batch")
+    count = distribution.devices * distribution.num_processes
+    return replace(config, batch_size=config.batch_size * count, learning_rate=config.learning_rate * count)
 
 
 def _remove_unstarted_run(out: Path | None) -> None:

@@ -52,34 +52,3 @@ def _cut_and_paste(faces: np.ndarray, partner: np.ndarray, keep: float, rng: np.
     mixed[:, top:bottom, left:right] = faces[partner, top:bottom, left:right]
     # Clipping at the border shrinks the box: the label follows the area actually pasted.
     return mixed, 1.0 - (bottom - top) * (right - left) / (height * width)
-
-
-def mixed_batches(
-    keras, faces: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, mixup: float, cutmix: float, first_epoch: int = 0
-):
-    """A Keras PyDataset of shuffled, mixed training batches that runs on every backend.
-
-    Each epoch's order comes from (seed, epoch) and each batch's blends from (seed, epoch,
-    batch), so a resumed run (from `first_epoch`) draws what an uninterrupted one would have
-    drawn, in whatever order Keras asks for the batches.
-    """
-
-    class MixedBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = first_epoch
-            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(faces))
-
-        def __len__(self):
-            return int(np.ceil(len(faces) / batch_size))
-
-        def __getitem__(self, index):
-            rows = self.order[index * batch_size : (index + 1) * batch_size]
-            rng = np.random.default_rng([seed, self.epoch, index])
-            return mix_batch(faces[rows], labels[rows], rng, mixup, cutmix)
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(faces))
-
-    return MixedBatches()

@@ -71,7 +71,7 @@ def load_training_data(config: TrainConfig) -> FerData:
     return data
 
 
-def train(config: TrainConfig, resume: bool = False, max_minutes: float | None = None) -> dict:
+def train(config: TrainConfig, resume: bool = False, max_minutes: float | None = None, distribution=None) -> dict:
     """Runs (or resumes) training and writes every artifact into `config.out`.
 
     Args:
@@ -80,22 +80,27 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
         max_minutes: stop after the first epoch that ends this many minutes after the start
             and finish the run as usual (model, metrics, targets); `resume` continues it.
             For machines lent for a limited time. None: no limit.
+        distribution: a `trainer.distributed.DistributionSettings` to train data-parallel
+            over several devices or processes (None: one device). Only process 0 writes files.
 
     Returns:
-        The metrics written to metrics.json.
+        The metrics written to metrics.json (in the other processes of a group, only which
+        process this was).
 
     Raises:
         DataError: bad data (before any training).
         TrainingError: an unusable run folder or weights file.
     """
+    writes = distribution is None or distribution.writes_files
     paths = RunPaths(Path(config.out))
-    state = _start_state(paths, config, resume)
+    state = _start_state(paths, config, resume, writes)
     data = load_training_data(config)
 
     import keras  # The deep-learning framework is imported here, after the cheap checks have passed.
 
     from trainer.models import ARCHITECTURES
 
+    active = _start_distribution(keras, config, distribution, max_minutes)
     keras.utils.set_random_seed(config.seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -116,32 +121,57 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
     steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
 
     model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
+    if resume and state.get("random_states"):
+        _restore_random_states(model, state["random_states"])
     print(
-        f"edge-train: {config.arch} ({_core(model).count_params():,} parameters) on {_device(keras)}; "
+        f"edge-train: {config.arch} ({_core(model).count_params():,} parameters) on {_device(keras, active)}; "
         f"train {len(y_train):,}, val {len(y_val):,} faces; epochs {state['epochs_done'] + 1}-{config.epochs}",
         flush=True,
     )
 
     if config.epochs > state["epochs_done"]:
         deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
-        callbacks = [_EpochCheckpoint(keras, paths, config, state, arch.name, spec, deadline)]
+        callbacks = [_EpochCheckpoint(keras, paths, config, state, arch.name, spec, deadline, writes)]
         if config.schedule == "plateau":
             from trainer.optimizers import plateau_callback
 
             # First, so that the epoch's checkpoint holds the plateau counters it updated.
             callbacks.insert(0, plateau_callback(keras, config, state))
         model.fit(
-            **_fit_inputs(keras, config, x_train, y_train, x_val, y_val_one_hot, state["epochs_done"]),
+            **_fit_inputs(keras, config, x_train, y_train, x_val, y_val_one_hot, state["epochs_done"], active),
             epochs=config.epochs,
             initial_epoch=state["epochs_done"],
             class_weight=_class_weights(data.split("train").labels) if config.class_weight == "balanced" else None,
             callbacks=callbacks,
             verbose=1 if sys.stdout.isatty() else 2,
         )
-    elif not paths.best.exists():
+    elif writes and not paths.best.exists():
         # No epoch to run (for example the seed's model.h5 with --epochs 0): package as is.
         save_model(_core(model), paths.best, arch.name, spec)
-    return _finish(paths, config, state, data, x_val, y_val, spec)
+    if active is not None:
+        from trainer.distributed import stop
+
+        stop(keras)  # the evaluation below runs in process 0 alone
+    if not writes:
+        return {"process_id": distribution.process_id, "num_processes": distribution.num_processes}
+    return _finish(paths, config, state, data, x_val, y_val, spec, distributed=active.describe() if active else None)
+
+
+def _start_distribution(keras, config: TrainConfig, settings, max_minutes: float | None):
+    """Starts data-parallel training when asked to (before Keras computes anything)."""
+    if settings is None:
+        return None
+    from trainer.distributed import DistributionError, start
+
+    if max_minutes is not None and settings.num_processes > 1:
+        raise TrainingError("--max-minutes with several processes: each would stop after its own epoch; give --epochs instead")
+    try:
+        active = start(keras, settings)
+    except DistributionError as error:
+        raise TrainingError(str(error)) from None
+    if config.batch_size % active.devices:
+        raise TrainingError(f"--batch-size {config.batch_size}: expected a multiple of the {active.devices} devices that share each batch")
+    return active
 
 
 def _saved_targets(config: TrainConfig, data: FerData) -> tuple[np.ndarray, np.ndarray]:
@@ -155,11 +185,16 @@ def _saved_targets(config: TrainConfig, data: FerData) -> tuple[np.ndarray, np.n
         raise TrainingError(str(error)) from None
 
 
-def _start_state(paths: RunPaths, config: TrainConfig, resume: bool) -> dict:
+def _start_state(paths: RunPaths, config: TrainConfig, resume: bool, writes: bool = True) -> dict:
+    """The run's progress: read back with `resume`; else a new run folder (created by the
+    process that writes files; the others of a process group keep their state in memory)."""
     if resume:
         if not paths.state.exists():
             raise TrainingError(f"{paths.root}: no state.json; expected a run folder written by edge-train")
         return json.loads(paths.state.read_text(encoding="utf-8"))
+    fresh = {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0, "history": [], "train_seconds": 0.0}
+    if not writes:
+        return fresh
     if paths.state.exists():
         raise TrainingError(f"{paths.root}: already holds a run; use --resume {paths.root} to continue it, or another --out")
     try:
@@ -167,7 +202,7 @@ def _start_state(paths: RunPaths, config: TrainConfig, resume: bool) -> dict:
         config.save(paths.config)
     except OSError as error:
         raise TrainingError(f"{paths.root}: cannot write the run folder ({error.strerror})") from None
-    return {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0, "history": [], "train_seconds": 0.0}
+    return fresh
 
 
 def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: int, from_checkpoint: bool):
@@ -240,6 +275,23 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
     return model
 
 
+def _random_generators(model) -> list:
+    """The random-number generators of the model's layers (augmentation, dropout), in layer order."""
+    import keras
+
+    return [value for layer in model._flatten_layers() for value in vars(layer).values() if isinstance(value, keras.random.SeedGenerator)]
+
+
+def _restore_random_states(model, states: list) -> None:
+    """Puts the layers' random generators where the interrupted run left them: a .keras file
+    does not hold them, and a resumed run would otherwise replay the first epoch's draws."""
+    generators = _random_generators(model)
+    if len(generators) != len(states):
+        raise TrainingError(f"checkpoint: {len(generators)} random generators in the model, {len(states)} in state.json")
+    for generator, values in zip(generators, states):
+        generator.state.assign(np.asarray(values, dtype=generator.state.dtype))
+
+
 def _core(model):
     """The network inside the training model (itself when there is no augmentation wrapper)."""
     if model.name != "training":
@@ -247,9 +299,13 @@ def _core(model):
     return next(layer for layer in model.layers if hasattr(layer, "layers") and layer.name not in ("augment", "teachers"))
 
 
-def _device(keras) -> str:
+def _device(keras, distribution=None) -> str:
     """Where the backend will run, for the start-up line."""
     backend = keras.backend.backend()
+    if distribution is not None:
+        processes = distribution.settings.num_processes
+        spread = f"{distribution.devices} devices" + (f" in {processes} processes" if processes > 1 else "")
+        return f"jax/{distribution.device_names[0].split(':')[0].upper()}, data-parallel over {spread}"
     if backend == "jax":
         import jax
 
@@ -263,9 +319,10 @@ def _device(keras) -> str:
     return "tensorflow/GPU" if tf.config.list_physical_devices("GPU") else "tensorflow/CPU"
 
 
-def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, first_epoch: int) -> dict:
+def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, first_epoch: int, distribution=None) -> dict:
     """The data arguments of `fit`: tf.data pipelines on TensorFlow, plain arrays elsewhere,
-    and mixed batches (`trainer.mixing`) on every backend when mixup or cutmix is on.
+    and batches made in Python (`trainer.epoch_batches`) on every backend for mixup and
+    cutmix, and for data-parallel runs, whose batches must split evenly over the devices.
 
     Augmentation is part of the training model, so the input side only shuffles, batches and
     mixes, and the same loop runs on the TensorFlow, JAX and PyTorch backends (a GPU box
@@ -273,10 +330,18 @@ def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, firs
     built here because Keras's own array adapter asks TF 2.21 for a dataset option it does
     not know and logs an error line every epoch.
     """
-    if config.mixup > 0 or config.cutmix > 0:
-        from trainer.mixing import mixed_batches
+    if config.mixup > 0 or config.cutmix > 0 or distribution is not None:
+        from trainer.epoch_batches import training_batches
 
-        train = dict(x=mixed_batches(keras, x_train, y_train, config.batch_size, config.seed, config.mixup, config.cutmix, first_epoch))
+        group = {}
+        if distribution is not None:
+            settings = distribution.settings
+            group = dict(devices=distribution.devices, process_id=settings.process_id, num_processes=settings.num_processes)
+        mixing = dict(mixup=config.mixup, cutmix=config.cutmix)
+        batches = training_batches(keras, x_train, y_train, config.batch_size, config.seed, first_epoch, **mixing, **group)
+        # The batches are shuffled already; Keras's own shuffling would reorder them per process
+        # and per run, so neither the processes' slices nor a resumed run would line up.
+        train = dict(x=batches, shuffle=False)
     elif keras.backend.backend() != "tensorflow":
         train = dict(x=x_train, y=y_train, batch_size=config.batch_size, shuffle=True)
     else:
@@ -285,12 +350,28 @@ def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, firs
         batches = tf.data.Dataset.from_tensor_slices((x_train, y_train))
         batches = batches.shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
         train = dict(x=batches.prefetch(tf.data.AUTOTUNE))
+    if distribution is not None:
+        return dict(**train, **_padded_validation(x_val, y_val, distribution.devices // distribution.settings.num_processes))
     if keras.backend.backend() != "tensorflow":
         return dict(**train, validation_data=(x_val, y_val), validation_batch_size=256)
     import tensorflow as tf
 
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(256)
     return dict(**train, validation_data=val.prefetch(tf.data.AUTOTUNE))
+
+
+def _padded_validation(x_val, y_val, local_devices: int) -> dict:
+    """Validation data whose every batch splits evenly over this process's devices: the
+    faces padded to a multiple of them with copies of the first face weighted 0, so the
+    accuracy counts each real face once (the loss is averaged over the padded batch, which
+    moves it by at most local_devices - 1 faces in thousands). Every process feeds all of
+    them: duplicates across processes leave the means unchanged."""
+    padding = -len(x_val) % local_devices
+    weights = np.concatenate([np.ones(len(x_val), np.float32), np.zeros(padding, np.float32)])
+    x_padded = np.concatenate([x_val, np.repeat(x_val[:1], padding, axis=0)])
+    y_padded = np.concatenate([y_val, np.repeat(y_val[:1], padding, axis=0)])
+    batch_size = -(-256 // local_devices) * local_devices
+    return dict(validation_data=(x_padded, y_padded, weights), validation_batch_size=batch_size)
 
 
 def _class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -309,9 +390,13 @@ def save_model(model, path: Path, arch: str, spec) -> None:
     write_text_atomic(sidecar_path(path), metadata.to_json())
 
 
-def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, arch: str, spec, deadline: float | None = None):
-    """Builds the callback that makes each finished epoch durable and stops training early
-    (patience, or past the `time.monotonic()` deadline); defined lazily: Keras."""
+def _EpochCheckpoint(
+    keras, paths: RunPaths, config: TrainConfig, state: dict, arch: str, spec, deadline: float | None = None, writes: bool = True
+):
+    """Builds the callback that makes each finished epoch durable (when this process `writes`
+    the run's files) and stops training early (patience, or past the `time.monotonic()`
+    deadline); defined lazily: Keras. The processes of a group keep the same state from the
+    same global metrics, so they stop together."""
 
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -330,17 +415,17 @@ def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, a
                 }
             )
             state["train_seconds"] += seconds
-            if logs.get("val_accuracy", -1.0) > state["best_val_accuracy"]:
+            improved = logs.get("val_accuracy", -1.0) > state["best_val_accuracy"]
+            if improved:
                 state["best_val_accuracy"] = float(logs["val_accuracy"])
                 state["best_epoch"] = epoch + 1
-                save_model(_core(self.model), paths.best, arch, spec)
-            paths.last.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(paths.last) as tmp:
-                self.model.save(tmp)
-            # state.json last: it only ever points at checkpoints that are already complete.
             state["epochs_done"] = epoch + 1
-            write_json_atomic(paths.state, state)
-            _write_history(paths.root / "history.csv", state["history"])
+            state["random_states"] = [keras.ops.convert_to_numpy(g.state).tolist() for g in _random_generators(self.model)]
+            if writes:
+                from trainer.distributed import outside_distribution
+
+                with outside_distribution(keras):
+                    self.make_durable(improved)
             if config.patience and state["epochs_done"] - state["best_epoch"] >= config.patience:
                 print(f"edge-train: no better val_accuracy for {config.patience} epochs; stopping early", flush=True)
                 self.model.stop_training = True
@@ -351,6 +436,16 @@ def _EpochCheckpoint(keras, paths: RunPaths, config: TrainConfig, state: dict, a
                     flush=True,
                 )
                 self.model.stop_training = True
+
+        def make_durable(self, improved: bool):
+            if improved:
+                save_model(_core(self.model), paths.best, arch, spec)
+            paths.last.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(paths.last) as tmp:
+                self.model.save(tmp)
+            # state.json last: it only ever points at checkpoints that are already complete.
+            write_json_atomic(paths.state, state)
+            _write_history(paths.root / "history.csv", state["history"])
 
     return EpochCheckpoint()
 
@@ -366,7 +461,7 @@ def _predict(model, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return predict_in_batches(model.predict_on_batch, faces, batch_size, NUM_CLASSES)
 
 
-def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_val, y_val, spec) -> dict:
+def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_val, y_val, spec, distributed: dict | None = None) -> dict:
     import keras
 
     from trainer.report import plot_confusion_matrix, plot_curves
@@ -386,6 +481,8 @@ def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_
         "config": config.to_dict(),
         "version": __version__,
     }
+    if distributed:
+        metrics["distribution"] = distributed
     # The best network averaged over its test-time views (itself with --tta none).
     averaged = best
     if config.tta != "none":
