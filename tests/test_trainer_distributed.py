@@ -95,11 +95,17 @@ def _finish(processes: list[subprocess.Popen], timeout: float = 420) -> None:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, fer_folder):
     """One device, two simulated devices (stopped after epoch 1, then resumed), and two
-    processes on 127.0.0.1, each training the tiny network for two epochs. Started together:
-    most of their time is JAX starting and compiling."""
+    processes on 127.0.0.1, each distilling the tiny network from a tiny teacher for two
+    epochs. Started together: most of their time is JAX starting and compiling."""
     pytest.importorskip("jax", reason="the data-parallel runs need JAX: pip install '.[distributed]' (not in the 'all' extra)")
+    keras = pytest.importorskip("keras")
+    from tests.training_helpers import build_tiny
+
     root = tmp_path_factory.mktemp("distributed")
+    keras.utils.set_random_seed(7)
+    build_tiny().save(root / "teacher.keras")  # distillation keeps working: every run learns from it too
     common = ["--data", str(fer_folder), "--epochs", "2", "--batch-size", "32", "--cache-dir", str(root / "cache")]
+    common += ["--teacher", str(root / "teacher.keras")]
     port = _free_port()
     first = [
         _start(root / "one.json", [*common, "--out", str(root / "one"), "--devices", "1"]),
@@ -130,6 +136,8 @@ def _losses(report: dict) -> list[float]:
 
 def _weights(path: Path) -> list[np.ndarray]:
     import keras
+
+    from trainer import distill, view_layers  # noqa: F401  (the checkpoints hold their layers and loss)
 
     return keras.models.load_model(path).get_weights()
 
