@@ -18,7 +18,7 @@ from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH
 from edge_runtime.backends import BackendError
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples
 from edge_runtime.default_model import DefaultModelError
-from edge_runtime.detectors import DETECTOR_NAMES, DetectorError, fetch_all
+from edge_runtime.detectors import DETECTOR_NAMES, DetectorError, DetectorSettings, fetch_all
 from edge_runtime.display import DisplayError
 from edge_runtime.draw import OVERLAYS
 from edge_runtime.formats import BACKEND_NAMES
@@ -107,8 +107,10 @@ def main(
     cascade: Annotated[
         Optional[Path], typer.Option(exists=True, dir_okay=False, help="Haar cascade XML (default: OpenCV's frontal face).")
     ] = None,
-    scale_factor: Annotated[float, typer.Option(min=1.01, help="Haar pyramid step; larger is faster.")] = 1.2,
-    min_neighbors: Annotated[int, typer.Option(min=0, help="Haar hits a face needs; larger, fewer false faces.")] = 5,
+    scale_factor: Annotated[float, typer.Option(min=1.01, help="Haar pyramid step; larger is faster.")] = DetectorSettings.scale_factor,
+    min_neighbors: Annotated[
+        int, typer.Option(min=0, help="Haar hits a face needs; larger, fewer false faces.")
+    ] = DetectorSettings.min_neighbors,
     min_size: Annotated[
         Optional[int], typer.Option(min=1, help="Smallest face side, in source pixels (default: haar 60, yunet 24).")
     ] = None,

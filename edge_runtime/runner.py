@@ -48,8 +48,8 @@ class RunConfig:
     score_threshold: float | None = None
     whole_image: bool = False
     cascade: Path | None = None
-    scale_factor: float = 1.2
-    min_neighbors: int = 5
+    scale_factor: float = DetectorSettings.scale_factor
+    min_neighbors: int = DetectorSettings.min_neighbors
     min_size: int | None = None
     detect_scale: float | None = None
     detect_every: int = 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edge_runtime.detectors import model_files
 from edge_runtime.detectors.base import Box, Detection, DetectorError, as_detection, iou
+from edge_runtime.detectors.haar import DEFAULT_MIN_NEIGHBORS, DEFAULT_SCALE_FACTOR
 from edge_runtime.detectors.table import AUTO_ORDER, DETECTOR_NAMES, DETECTORS, CropMapping, DetectorInfo, get_detector_info
 
 __all__ = [
@@ -56,8 +57,8 @@ class DetectorSettings:
     detect_scale: float | None = None
     min_size: int | None = None
     score_threshold: float | None = None
-    scale_factor: float = 1.2
-    min_neighbors: int = 5
+    scale_factor: float = DEFAULT_SCALE_FACTOR
+    min_neighbors: int = DEFAULT_MIN_NEIGHBORS
     crop: CropMapping | None = None
     download: bool = True
 
