@@ -4,8 +4,8 @@ process joins one process group at most.
 
     python -m tests.distributed_worker REPORT.json EDGE-TRAIN-ARGUMENTS...
 
-REPORT.json receives, per finished epoch, the training loss and where the first weight of
-the network lived (every device holding a replica of it), and the exit code.
+REPORT.json receives, per finished epoch, the training loss and the devices holding a copy
+of the network's first weight, and the exit code.
 """
 
 from __future__ import annotations
@@ -37,13 +37,11 @@ def main() -> int:
 
         def on_epoch_end(epoch, logs=None):
             weight = callback.model.trainable_variables[0].value
-            report["epochs"].append(
-                {
-                    "loss": float(logs["loss"]),
-                    "devices": sorted(str(device) for device in weight.sharding.device_set),
-                    "replicated": bool(weight.sharding.is_fully_replicated),
-                }
-            )
+            if hasattr(weight, "sharding"):  # JAX: one array over the mesh
+                devices = sorted(str(device) for device in weight.sharding.device_set)
+            else:  # TensorFlow: a MirroredVariable holds one copy per device
+                devices = sorted(copy.device for copy in getattr(weight, "values", [weight]))
+            report["epochs"].append({"loss": float(logs["loss"]), "devices": devices})
             finish_epoch(epoch, logs)
 
         callback.on_epoch_end = on_epoch_end

@@ -1,23 +1,24 @@
-"""Data-parallel training over several devices and processes, through Keras 3's distribution
-API on JAX (`keras.distribution.DataParallel` over a `DeviceMesh`; several processes join
-through `keras.distribution.initialize`, JAX's distributed runtime). This is the only module
-that knows the engine; the training loop asks it for the device count, the process's place
-and whether this process writes the run's files.
+"""Data-parallel training over several devices and processes, on an existing engine: Keras 3's
+distribution API on JAX (`keras.distribution.DataParallel` over a `DeviceMesh`; several
+processes join through `keras.distribution.initialize`, JAX's distributed runtime), or, on
+TensorFlow and one machine, `tf.distribute.MirroredStrategy`. This is the only module that
+knows the engines; the training loop asks it for the device count, the process's place, the
+scope to build the model in and whether this process writes the run's files.
 
 Every device holds a replica of the weights and computes on its slice of each global batch;
 the gradients are averaged across all devices, so a step sees the same batch and takes the
 same update as on one device (batch norm's statistics are those of the global batch too).
 
-TensorFlow's `tf.distribute.MultiWorkerMirroredStrategy` does not work with Keras 3 (keras
-issue 20585), and Keras's distribution API does not support TensorFlow yet: on TensorFlow,
-edge-train trains on one device.
+Several processes need JAX: TensorFlow's `tf.distribute.MultiWorkerMirroredStrategy` does not
+work with Keras 3 (keras issue 20585), and Keras's distribution API does not support
+TensorFlow yet.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 # What Keras's own `initialize` reads when it is given nothing (its documented variables).
@@ -99,19 +100,28 @@ class ActiveDistribution:
     """A started distribution: what the training loop needs to know about it."""
 
     settings: DistributionSettings
-    device_names: tuple[str, ...]  # every device of the mesh, in all processes
+    device_names: tuple[str, ...]  # every device taking part, in all processes
+    engine: str  # "jax" (DataParallel) or "mirrored" (TensorFlow's MirroredStrategy)
+    strategy: object = None  # the MirroredStrategy
 
     @property
     def devices(self) -> int:
         return len(self.device_names)
 
+    @property
+    def even_batches(self) -> bool:
+        """Whether every batch must split evenly over the devices, each process feeding its
+        own slice (DataParallel; MirroredStrategy splits tf.data batches itself)."""
+        return self.engine == "jax"
+
+    def scope(self):
+        """Where the model must be built (and loaded) to be replicated."""
+        return self.strategy.scope() if self.strategy is not None else nullcontext()
+
     def describe(self) -> dict:
         """For metrics.json: what the run was spread over."""
-        return {
-            "engine": "keras.distribution.DataParallel (jax)",
-            "devices": list(self.device_names),
-            "processes": self.settings.num_processes,
-        }
+        engines = {"jax": "keras.distribution.DataParallel (jax)", "mirrored": "tf.distribute.MirroredStrategy"}
+        return {"engine": engines[self.engine], "devices": list(self.device_names), "processes": self.settings.num_processes}
 
 
 def start(keras, settings: DistributionSettings) -> ActiveDistribution:
@@ -122,11 +132,10 @@ def start(keras, settings: DistributionSettings) -> ActiveDistribution:
         DistributionError: not the JAX backend, JAX missing, or fewer devices than asked for.
     """
     backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return _start_mirrored(settings)
     if backend != "jax":
-        raise DistributionError(
-            f"--devices and --num-processes need KERAS_BACKEND=jax (this is {backend}): Keras's distribution API supports "
-            "JAX, and MultiWorkerMirroredStrategy does not work with Keras 3"
-        )
+        raise DistributionError(f"--devices needs KERAS_BACKEND=jax or tensorflow (this is {backend})")
     try:
         import jax
     except ImportError:
@@ -146,7 +155,31 @@ def start(keras, settings: DistributionSettings) -> ActiveDistribution:
     # Each process feeds its own slice of every global batch (trainer.epoch_batches), which
     # Keras's auto-sharding would otherwise expect to do from a tf.data pipeline.
     keras.distribution.set_distribution(keras.distribution.DataParallel(device_mesh=mesh, auto_shard_dataset=False))
-    return ActiveDistribution(settings, names)
+    return ActiveDistribution(settings, names, "jax")
+
+
+def _start_mirrored(settings: DistributionSettings) -> ActiveDistribution:
+    """MirroredStrategy over this machine's first N GPUs; without GPUs, over N logical
+    devices split from the CPU (a check of the mechanics, not a speed-up)."""
+    if settings.num_processes > 1:
+        raise DistributionError(
+            "--num-processes on TensorFlow: MultiWorkerMirroredStrategy does not work with Keras 3 (keras issue 20585); "
+            "use KERAS_BACKEND=jax"
+        )
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    count = settings.devices or max(1, len(gpus))
+    if gpus and count > len(gpus):
+        raise DistributionError(f"--devices {count}: this machine has {len(gpus)} GPUs")
+    if not gpus and count > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        except RuntimeError:
+            raise DistributionError(f"--devices {count}: TensorFlow had started before its CPU could be split") from None
+    names = tuple(f"/{'gpu' if gpus else 'cpu'}:{index}" for index in range(count))
+    return ActiveDistribution(settings, names, "mirrored", tf.distribute.MirroredStrategy(list(names)))
 
 
 def _first_ids(jax, per_process: int) -> set[int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -120,9 +121,10 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
         y_val_one_hot = np.concatenate([y_val_one_hot, val_targets], axis=1)
     steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
 
-    model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
-    if resume and state.get("random_states"):
-        _restore_random_states(model, state["random_states"])
+    with active.scope() if active else nullcontext():  # MirroredStrategy replicates what is built in its scope
+        model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
+        if resume and state.get("random_states"):
+            _restore_random_states(model, state["random_states"])
     print(
         f"edge-train: {config.arch} ({_core(model).count_params():,} parameters) on {_device(keras, active)}; "
         f"train {len(y_train):,}, val {len(y_val):,} faces; epochs {state['epochs_done'] + 1}-{config.epochs}",
@@ -305,7 +307,8 @@ def _device(keras, distribution=None) -> str:
     if distribution is not None:
         processes = distribution.settings.num_processes
         spread = f"{distribution.devices} devices" + (f" in {processes} processes" if processes > 1 else "")
-        return f"jax/{distribution.device_names[0].split(':')[0].upper()}, data-parallel over {spread}"
+        platform = distribution.device_names[0].strip("/").split(":")[0].upper()
+        return f"{backend}/{platform}, data-parallel over {spread}"
     if backend == "jax":
         import jax
 
@@ -330,11 +333,11 @@ def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, firs
     built here because Keras's own array adapter asks TF 2.21 for a dataset option it does
     not know and logs an error line every epoch.
     """
-    if config.mixup > 0 or config.cutmix > 0 or distribution is not None:
+    if config.mixup > 0 or config.cutmix > 0 or (distribution is not None and distribution.even_batches):
         from trainer.epoch_batches import training_batches
 
         group = {}
-        if distribution is not None:
+        if distribution is not None and distribution.even_batches:
             settings = distribution.settings
             group = dict(devices=distribution.devices, process_id=settings.process_id, num_processes=settings.num_processes)
         mixing = dict(mixup=config.mixup, cutmix=config.cutmix)
@@ -350,7 +353,7 @@ def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, firs
         batches = tf.data.Dataset.from_tensor_slices((x_train, y_train))
         batches = batches.shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
         train = dict(x=batches.prefetch(tf.data.AUTOTUNE))
-    if distribution is not None:
+    if distribution is not None and distribution.even_batches:
         return dict(**train, **_padded_validation(x_val, y_val, distribution.devices // distribution.settings.num_processes))
     if keras.backend.backend() != "tensorflow":
         return dict(**train, validation_data=(x_val, y_val), validation_batch_size=256)
