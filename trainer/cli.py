@@ -120,7 +120,7 @@ def main(
     ] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for decoded data (default ~/.cache/edge-emotion).")] = None,
     devices: Annotated[
-        Optional[int], typer.Option(min=0, help="Train data-parallel over this many devices of this process (0: all); JAX only.")
+        Optional[int], typer.Option(min=0, help="Train data-parallel over this many devices of this process (0: all; README).")
     ] = None,
     coordinator: Annotated[
         Optional[str], typer.Option(help="HOST:PORT of process 0, for several processes (or KERAS_DISTRIBUTION_JOB_ADDRESSES).")

@@ -125,11 +125,13 @@ class ActiveDistribution:
 
 
 def start(keras, settings: DistributionSettings) -> ActiveDistribution:
-    """Joins the process group (several processes) and makes DataParallel the distribution
-    of every model built from now on. Call before Keras computes anything.
+    """On JAX, joins the process group (several processes) and makes DataParallel the
+    distribution of every model built from now on; on TensorFlow, makes the MirroredStrategy
+    whose scope the model is built in. Call before Keras computes anything.
 
     Raises:
-        DistributionError: not the JAX backend, JAX missing, or fewer devices than asked for.
+        DistributionError: another backend, several processes on TensorFlow, JAX missing, or
+            fewer devices than asked for.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
