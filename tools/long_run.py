@@ -9,9 +9,9 @@ JSONL at a fixed interval, stops it with SIGTERM after the given time, and repor
   other programs on a busy machine do not disturb (a leak or a growing structure would still
   show in it as a slowdown).
 
-    nice -n 10 python tools/long_run.py --minutes 12 --report long_run.json -- \
-        --source demo --loop --no-display --threads 1 \
-        --jsonl /tmp/run.jsonl --csv /tmp/run.csv --save-video /tmp/run.mp4
+    nice -n 10 python tools/long_run.py --minutes 16 --warmup-minutes 3 --report long_run.json -- \
+        --source demo --loop --no-display --detector haar --threads 1 \
+        --jsonl run.jsonl --csv run.csv --save-video run.mp4
 
 Linux only (it reads /proc).
 """
