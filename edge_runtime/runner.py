@@ -225,7 +225,9 @@ def _failure(summary: RunSummary, source: FrameSource) -> str:
 
 def _loop(config, detector, source, window, outputs, summary, images=None) -> str:
     labels: Counter = Counter({label: 0 for label in detector.labels})
-    track_ids: set[int] = set()
+    # Track ids only grow within a video, so counting the ids above the highest seen counts
+    # distinct tracks in constant memory (a set of every id would grow for as long as the run).
+    highest_id = 0
     media_fps = source.fps if not source.is_live else None
     shown_fps = None
     started = last = time.perf_counter()
@@ -257,7 +259,12 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
             summary.faces += len(faces)
             labels.update(face.label for face in faces)
             summary.uncertain += sum(face.uncertain for face in faces)
-            track_ids.update(face.track_id for face in faces)
+            if source.is_photo:
+                summary.tracks += len(faces)  # ids start again at 1 in every photo
+            else:
+                new_ids = {face.track_id for face in faces if face.track_id > highest_id}
+                summary.tracks += len(new_ids)
+                highest_id = max(new_ids, default=highest_id)
             end = time.perf_counter()
             instant = 1.0 / max(end - last, 1e-6)
             shown_fps = instant if shown_fps is None else FPS_SMOOTHING * shown_fps + (1 - FPS_SMOOTHING) * instant
@@ -276,5 +283,4 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
     finally:
         summary.seconds = time.perf_counter() - started
         summary.label_counts = dict(labels)
-        summary.tracks = len(track_ids)
     return stopped_by
