@@ -12,6 +12,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from edge_runtime.atomic import process_exists
+
 STDOUT = "-"
 
 
@@ -118,7 +120,7 @@ def remove_stranded_temps(target: Path) -> list[Path]:
     removed = []
     for candidate in target.parent.glob(f".{target.name}.*.part{target.suffix}"):
         pid_text = candidate.name[len(target.name) + 2 :].split(".", 1)[0]
-        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+        if not pid_text.isdigit() or process_exists(int(pid_text)):
             continue
         try:
             candidate.unlink()
@@ -128,11 +130,3 @@ def remove_stranded_temps(target: Path) -> list[Path]:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
