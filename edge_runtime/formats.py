@@ -107,16 +107,25 @@ def unknown_choice(kind: str, value: str, choices: tuple[str, ...]) -> ValueErro
     return ValueError(f"Unknown {kind} '{value}'. Choose one of: {', '.join(choices)}.{hint}")
 
 
+def find_row(rows: tuple, name: str, kind: str, choices: tuple[str, ...] | None = None):
+    """The row of a table whose `name` is `name`.
+
+    Raises:
+        ValueError: naming the choices (`choices`, default: the rows' names) and the closest one.
+    """
+    for row in rows:
+        if row.name == name:
+            return row
+    raise unknown_choice(kind, name, choices or tuple(row.name for row in rows))
+
+
 def get_format(name: str) -> ModelFormat:
     """Returns the FORMATS row called `name`.
 
     Raises:
         ValueError: naming the choices and the closest one.
     """
-    for row in FORMATS:
-        if row.name == name:
-            return row
-    raise unknown_choice("format", name, FORMAT_NAMES)
+    return find_row(FORMATS, name, "format")
 
 
 def get_backend(name: str) -> BackendInfo:
@@ -125,10 +134,7 @@ def get_backend(name: str) -> BackendInfo:
     Raises:
         ValueError: naming the choices and the closest one.
     """
-    for row in BACKENDS:
-        if row.name == name:
-            return row
-    raise unknown_choice("backend", name, BACKEND_NAMES)
+    return find_row(BACKENDS, name, "backend")
 
 
 def backend_for_path(path: str | Path) -> BackendInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_runtime.formats import unknown_choice
+from edge_runtime.formats import find_row
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def get_detector_info(name: str) -> DetectorInfo:
     """
     from edge_runtime.detectors.base import DetectorError
 
-    for row in DETECTORS:
-        if row.name == name:
-            return row
-    raise DetectorError(str(unknown_choice("detector", name, ("auto", *DETECTOR_NAMES))))
+    try:
+        return find_row(DETECTORS, name, "detector", ("auto", *DETECTOR_NAMES))
+    except ValueError as error:
+        raise DetectorError(str(error)) from None
