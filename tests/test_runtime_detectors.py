@@ -212,6 +212,19 @@ def test_auto_with_a_cascade_means_haar_and_with_a_model_means_yunet(tmp_path):
         load_detector(DetectorSettings(model=tmp_path / "missing.onnx"))
 
 
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"name": "yunet", "cascade": "x.xml"}, "--cascade is a Haar cascade setting"),
+        ({"name": "haar", "model": "x.onnx"}, "--detector-model is a YuNet file"),
+        ({"cascade": "x.xml", "model": "x.onnx"}, "name two detectors; pass one"),
+    ],
+)
+def test_a_setting_of_the_other_detector_is_refused_not_ignored(settings, message):
+    with pytest.raises(DetectorError, match=message):
+        DetectorSettings(**settings)
+
+
 def test_download_false_uses_the_cache_only(empty_cache):
     with pytest.raises(DetectorError, match="fetch it with 'edge-run --fetch-models'"):
         load_detector(DetectorSettings(name="yunet", download=False))

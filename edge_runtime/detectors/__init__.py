@@ -65,6 +65,13 @@ class DetectorSettings:
     def __post_init__(self) -> None:
         if self.name != "auto":
             get_detector_info(self.name)  # an unknown name fails here, with the choices
+        # A setting of the other detector would be ignored without a word: refuse it instead.
+        if self.name == "yunet" and self.cascade is not None:
+            raise DetectorError("--cascade is a Haar cascade setting; use it with --detector haar (or auto)")
+        if self.name == "haar" and self.model is not None:
+            raise DetectorError("--detector-model is a YuNet file; use it with --detector yunet (or auto)")
+        if self.cascade is not None and self.model is not None:
+            raise DetectorError("--cascade (Haar) and --detector-model (YuNet) name two detectors; pass one")
         if self.detect_scale is not None and not 0.0 < self.detect_scale <= 1.0:
             raise DetectorError(f"detect_scale {self.detect_scale}: expected a fraction in (0, 1]")
         if self.min_size is not None and self.min_size < 1:
