@@ -139,9 +139,8 @@ def guest_facts(results: Path) -> dict:
         "install_exit_status": read_text(results / "install.rc"),
         "venv_mb": read_number(results / "venv_mb.txt"),
         "installed": {p["name"]: p["version"] for p in installed},
-        "tests_exit_status": read_text(results / "tests.rc"),
-        "tests_seconds": read_number(results / "tests_seconds.txt"),
-        "tests_summary": (read_text(results / "tests.log") or "").splitlines()[-1:] or None,
+        # One line per test file: its exit status, time and pytest's closing line.
+        "tests": (read_text(results / "tests.log") or "").splitlines(),
     }
     facts["runs"] = {}
     for backend in BACKENDS:

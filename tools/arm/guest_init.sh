@@ -49,11 +49,23 @@ done
 if [ "@RUN_TESTS@" = 1 ]; then
     pip install --no-index --find-links /wheels pytest > $R/pytest_install.log 2>&1
     cd /src
-    t0=$(now)
-    python -m pytest -q -p no:cacheprovider tests/test_runtime_*.py > $R/tests.log 2>&1
-    echo $? > $R/tests.rc
-    t1=$(now)
-    took $t0 $t1 > $R/tests_seconds.txt
+    # Emulation runs these ~30x slower than x86: one file at a time, none started once the
+    # budget is spent, so what ran is reported even when not all of it fits.
+    start=$(date +%s)
+    : > $R/tests.log
+    for file in tests/test_runtime_*.py; do
+        left=$(( @TEST_MINUTES@ * 60 - ($(date +%s) - start) ))
+        if [ $left -le 0 ]; then
+            echo "$file: not run (test budget of @TEST_MINUTES@ min spent)" >> $R/tests.log
+            continue
+        fi
+        t0=$(now)
+        timeout $left python -m pytest -q -p no:cacheprovider "$file" > $R/test.out 2>&1
+        rc=$?
+        t1=$(now)
+        echo "$file: exit $rc in $(took $t0 $t1) s: $(tail -1 $R/test.out)" >> $R/tests.log
+        cat $R/test.out >> $R/tests_full.log
+    done
     cd /
 fi
 

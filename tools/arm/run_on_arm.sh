@@ -17,6 +17,8 @@
 #   compare tools/arm/compare.py: ARM records against x86 records
 #
 # Usage: tools/arm/run_on_arm.sh [--work DIR] [--from STAGE] [--until STAGE] [--only STAGE] [--no-tests] [--mirror URL]
+# Environment: TEST_MINUTES (25: the guest starts no test file after that), GUEST_TIMEOUT (60m),
+# YUNET (the detector file; without it the guest uses Haar), PYTHON (the host's, python3).
 # Needs root, and: apt-get install qemu-system-arm qemu-user-static binfmt-support debootstrap
 set -euo pipefail
 
@@ -28,13 +30,15 @@ UNTIL=""
 ONLY=""
 RUN_TESTS=1
 YUNET="${YUNET:-${REPO}/../shared/models/face_detection_yunet_2026may.onnx}"
-GUEST_TIMEOUT="${GUEST_TIMEOUT:-55m}"
+GUEST_TIMEOUT="${GUEST_TIMEOUT:-60m}"
+# The most the guest spends on the runtime's tests (it starts no test file after that).
+TEST_MINUTES="${TEST_MINUTES:-25}"
 STAGES=(root1 root2 wheels stage image boot fetch x86 compare)
 # Every manylinux tag a bookworm guest (glibc 2.36) accepts that the runtime's wheels use;
 # LiteRT's are tagged manylinux_2_27, onnxruntime's newer ones manylinux_2_28.
 PLATFORMS=(manylinux2014_aarch64 manylinux_2_27_aarch64 manylinux_2_28_aarch64 manylinux_2_31_aarch64 manylinux_2_34_aarch64)
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 die() { echo "run_on_arm: $*" >&2; exit 1; }
 
 while [[ $# -gt 0 ]]; do
@@ -136,7 +140,7 @@ stage_stage() {
     else
         echo "no YuNet file at $YUNET: the guest runs with the Haar cascade"
     fi
-    sed -e "s|@PROJECT_WHEEL@|$project|" -e "s|@RUN_TESTS@|$RUN_TESTS|" \
+    sed -e "s|@PROJECT_WHEEL@|$project|" -e "s|@RUN_TESTS@|$RUN_TESTS|" -e "s|@TEST_MINUTES@|$TEST_MINUTES|" \
         "$REPO/tools/arm/guest_init.sh" > "$ROOT/run.sh"
     chmod +x "$ROOT/run.sh"
 }
