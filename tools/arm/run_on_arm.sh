@@ -131,7 +131,8 @@ stage_stage() {
     rm -rf "$ROOT/wheels" "$ROOT/results" "$ROOT/src" "$ROOT/shared"
     cp -r "$WHEELS" "$ROOT/wheels"
     mkdir -p "$ROOT/src" "$ROOT/root/.cache/edge-emotion/models" "$ROOT/shared/models"
-    cp -r "$REPO/tests" "$REPO/pyproject.toml" "$ROOT/src/"
+    # What the tests read from a clone beside them (the README's examples, the stamp tool).
+    cp -r "$REPO/tests" "$REPO/tools" "$REPO/pyproject.toml" "$REPO/README.md" "$ROOT/src/"
     find "$ROOT/src" -name __pycache__ -prune -exec rm -rf {} +
     if [[ -f "$YUNET" ]]; then
         # In the cache, so edge-run picks YuNet with no network; beside the tests, as in a clone.
@@ -164,8 +165,8 @@ stage_boot() {
 }
 
 stage_fetch() {
+    # rdump makes WORK/results itself (and copies nothing into a folder already there).
     rm -rf "$RESULTS"
-    mkdir -p "$RESULTS"
     debugfs -R "rdump /results $WORK" "$IMAGE" 2>/dev/null
     [[ -f "$RESULTS/done" ]] || die "$RESULTS: the guest did not finish (see $RESULTS/guest.log and $WORK/console.log)"
 }
@@ -188,7 +189,8 @@ stage_x86() {
 
 stage_compare() {
     local python="${PYTHON:-python3}"
-    "$python" "$REPO/tools/arm/compare.py" --arm "$RESULTS" --x86 "$X86" --wheels "$WHEELS" --out "$WORK/report.json"
+    "$python" "$REPO/tools/arm/compare.py" --arm "$RESULTS" --x86 "$X86" --wheels "$WHEELS" \
+        --stage-times "$TIMES" --out "$WORK/report.json"
 }
 
 need debootstrap qemu-system-aarch64 qemu-aarch64-static update-binfmts mkfs.ext4 debugfs
