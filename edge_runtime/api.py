@@ -25,8 +25,16 @@ import numpy as np
 
 from edge_runtime.backends import Backend, load_backend
 from edge_runtime.default_model import resolve_model
-from edge_runtime.detectors import ChosenDetector, CropMapping, DetectorSettings, as_detection, get_detector_info, load_detector
-from edge_runtime.preprocess import crop_mapped, crop_region, eye_angle, faces_to_batch
+from edge_runtime.detectors import (
+    ChosenDetector,
+    CropMapping,
+    Detection,
+    DetectorSettings,
+    as_detection,
+    get_detector_info,
+    load_detector,
+)
+from edge_runtime.preprocess import faces_to_batch
 from edge_runtime.tracker import IoUTracker
 
 DEFAULT_SMOOTH = 0.5
@@ -180,12 +188,14 @@ class EmotionDetector:
         Raises:
             ValueError: for something that is not an image.
         """
-        frame = check_frame(frame)
+        return self._detect(check_frame(frame), self.photo)
+
+    def _detect(self, frame: np.ndarray, photo: bool) -> list[Face]:
         started = time.perf_counter()
         shape = frame.shape[:2]
         # A photo, or a frame of another size (a folder of mixed images), invalidates the boxes to reuse.
-        if self.photo or shape != self._frame_shape:
-            self.tracker.reset(restart_ids=self.photo)
+        if photo or shape != self._frame_shape:
+            self.tracker.reset(restart_ids=photo)
             self._frame_shape = shape
             due = True
         else:
@@ -198,7 +208,7 @@ class EmotionDetector:
         else:
             tracked = [(tid, self._detections[tid]) for tid, _ in sorted(self.tracker.visible(), key=lambda item: item[1][:2])]
         after_detect = time.perf_counter()
-        crops = [self._crop(frame, detection) for _, detection in tracked]
+        crops = [self.crop.crop(frame, detection, self.crop_margin) for _, detection in tracked]
         # A box that the frame's edges leave empty has nothing to classify.
         tracked, crops = [item for item, crop in zip(tracked, crops) if crop.size], [crop for crop in crops if crop.size]
         faces = self._classify(crops, tracked, after_detect - started)
@@ -220,15 +230,10 @@ class EmotionDetector:
             ValueError: for something that is not an image.
         """
         image = check_frame(image)
-        self.reset()
-        self.tracker.reset(restart_ids=True)
+        self.reset(restart_ids=True)
         if whole or self.is_face_crop(image):
             return self.classify_whole(image)
-        photo, self.photo = self.photo, True
-        try:
-            return self.detect(image)
-        finally:
-            self.photo = photo
+        return self._detect(image, photo=True)
 
     def classify_whole(self, image: np.ndarray) -> list[Face]:
         """Classifies a whole image as one face (an already-cropped face, such as a FER-2013 file).
@@ -238,24 +243,14 @@ class EmotionDetector:
         """
         image = check_frame(image)
         height, width = image.shape[:2]
-        faces = self._classify([image], [(1, _whole(width, height))], 0.0)
+        faces = self._classify([image], [(1, Detection((0, 0, int(width), int(height))))], 0.0)
         self.frame_index += 1
         return faces
 
     def crop_box(self, box) -> tuple[int, int, int, int]:
         """The (x, y, w, h) region the model reads for a detector box, before any eye levelling."""
-        centre_x, centre_y, w, h = self._region(box)
+        centre_x, centre_y, w, h = self.crop.region(box, self.crop_margin)
         return int(round(centre_x - w / 2)), int(round(centre_y - h / 2)), int(round(w)), int(round(h))
-
-    def _region(self, box) -> tuple[float, float, float, float]:
-        mapping = self.crop
-        return crop_region(box, mapping.scale * (1 + 2 * self.crop_margin), (mapping.shift_x, mapping.shift_y), mapping.square)
-
-    def _crop(self, frame: np.ndarray, detection) -> np.ndarray:
-        mapping = self.crop
-        region = self._region(detection.box)
-        angle = eye_angle(detection.landmarks) if mapping.align_eyes and detection.landmarks else 0.0
-        return crop_mapped(frame, region, angle)
 
     def _classify(self, crops: list[np.ndarray], tracked: list, detect_seconds: float) -> list[Face]:
         started = time.perf_counter()
@@ -283,9 +278,13 @@ class EmotionDetector:
             landmarks=detection.landmarks,
         )
 
-    def reset(self) -> None:
-        """Forgets tracks and the frame count (call it before frames of another source)."""
-        self.tracker.reset()
+    def reset(self, restart_ids: bool = False) -> None:
+        """Forgets tracks and the frame count (call it before frames of another source).
+
+        Args:
+            restart_ids: number the next faces from 1 again (see `IoUTracker.reset`).
+        """
+        self.tracker.reset(restart_ids)
         self.frame_index = 0
         self._frame_shape = None
 
@@ -298,12 +297,6 @@ class EmotionDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _whole(width: int, height: int):
-    from edge_runtime.detectors import Detection
-
-    return Detection((0, 0, int(width), int(height)))
 
 
 def _choose_detector(detector, overrides: dict) -> ChosenDetector:

@@ -124,12 +124,14 @@ def test_the_detectors_crop_mapping_is_applied(monkeypatch):
             return [Detection((100, 100, 80, 100), 0.9, ((120.0, 130.0), (160.0, 150.0), (140, 160), (125, 180), (155, 185)))]
 
     angles = []
-    original = api.crop_mapped
+    import edge_runtime.preprocess as preprocess
+
+    original = preprocess.crop_mapped
     def recording(frame, region, angle=0.0):
         angles.append((region, angle))
         return original(frame, region, angle)
 
-    monkeypatch.setattr(api, "crop_mapped", recording)
+    monkeypatch.setattr(preprocess, "crop_mapped", recording)
     detector = api.EmotionDetector(BUNDLED_ONNX, detector=Tilted())
     detector.chosen.crop = get_detector_info("yunet").crop  # as `auto` sets it for YuNet
     detector.detect(np.full((300, 300, 3), 100, np.uint8))

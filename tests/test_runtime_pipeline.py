@@ -156,11 +156,11 @@ def test_detect_every_n_frames_reuses_boxes(model):
 
 
 def test_crop_margin_comes_from_metadata_and_can_be_overridden(model, monkeypatch):
-    import edge_runtime.api as api
-
     scales = []
-    original = api.crop_region
-    monkeypatch.setattr(api, "crop_region", lambda box, scale, *rest: scales.append(scale) or original(box, scale, *rest))
+    import edge_runtime.preprocess as preprocess
+
+    original = preprocess.crop_region
+    monkeypatch.setattr(preprocess, "crop_region", lambda box, scale, *rest: scales.append(scale) or original(box, scale, *rest))
     frame = np.full((120, 160, 3), 128, np.uint8)
     with EmotionDetector(model, detector=CountingDetector([(150, 100, 40, 40)])) as detector:
         assert detector.crop_margin == detector.backend.metadata.input.crop_margin

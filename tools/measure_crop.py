@@ -34,7 +34,6 @@ from benchmarks.scene import SceneSettings, build_scene
 from benchmarks.scenes import match_boxes
 from edge_runtime.api import load_model
 from edge_runtime.detectors import CropMapping, DetectorSettings, load_detector
-from edge_runtime.preprocess import crop_mapped, crop_region, eye_angle
 
 SCALES = (0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
 SHIFTS_Y = (-0.1, -0.075, -0.05, -0.025, 0.0, 0.025, 0.05, 0.075, 0.1)
@@ -64,11 +63,7 @@ def geometry(found) -> dict:
 
 
 def accuracy(backend, found, mapping: CropMapping) -> float:
-    crops = []
-    for image, detection, _, _, _ in found:
-        region = crop_region(detection.box, mapping.scale, (mapping.shift_x, mapping.shift_y), mapping.square)
-        angle = eye_angle(detection.landmarks) if mapping.align_eyes and detection.landmarks else 0.0
-        crops.append(crop_mapped(image, region, angle))
+    crops = [mapping.crop(image, detection) for image, detection, _, _, _ in found]
     labels = np.asarray([label for _, _, _, label, _ in found])
     predictions = np.concatenate([backend.predict_faces(crops[i : i + 256], True) for i in range(0, len(crops), 256)])
     return float((predictions.argmax(axis=1) == labels).mean())

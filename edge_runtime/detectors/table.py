@@ -50,6 +50,20 @@ class CropMapping:
     square: bool = True
     align_eyes: bool = False
 
+    def region(self, box, margin: float = 0.0) -> tuple[float, float, float, float]:
+        """Centre (x, y) and size (w, h) of the crop for a detector box, with `margin` of its
+        side added on every side."""
+        from edge_runtime.preprocess import crop_region
+
+        return crop_region(box, self.scale * (1 + 2 * margin), (self.shift_x, self.shift_y), self.square)
+
+    def crop(self, frame, detection, margin: float = 0.0):
+        """The crop of `frame` the model reads for a Detection (eyes levelled when asked and known)."""
+        from edge_runtime.preprocess import crop_mapped, eye_angle
+
+        angle = eye_angle(detection.landmarks) if self.align_eyes and detection.landmarks else 0.0
+        return crop_mapped(frame, self.region(detection.box, margin), angle)
+
 
 @dataclass(frozen=True)
 class DetectorInfo:
