@@ -232,6 +232,8 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
     shown_fps = None
     started = last = time.perf_counter()
     stopped_by = "end of source"
+    # What every record says about the run; a photo source names each photo instead.
+    context = {"source": source.name, "detector": detector.detector_name}
     try:
         for frame in source:
             now = time.perf_counter()
@@ -248,7 +250,8 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
                 time_s = None
             else:
                 time_s = summary.frames / media_fps if media_fps else now - started
-            context = {"source": str(getattr(source, "current", None) or source.name), "detector": detector.detector_name}
+            if source.is_photo:
+                context = {**context, "source": str(source.current)}
             annotated = None
             if window is not None or outputs.wants_annotated_frames or images is not None:
                 annotated = draw_faces(to_bgr(frame), faces, None if source.is_photo else shown_fps, overlay=config.overlay)
