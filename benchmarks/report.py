@@ -87,6 +87,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("status", "status"),
         Column("faces", "faces"),
         Column("recall", "recall", ".3f"),
+        Column("recall_iou_only", "recall (IoU only)", ".3f"),
         Column("label_accuracy", "label acc (detected)", ".4f"),
         Column("end_to_end_accuracy", "end-to-end acc", ".4f"),
         Column("crop_accuracy", "crop acc (all)", ".4f"),

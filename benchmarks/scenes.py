@@ -76,18 +76,47 @@ def read_face(path: str | Path) -> np.ndarray:
     return face
 
 
-def match_boxes(truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]], min_iou: float = 0.3) -> list[int | None]:
-    """For each true box, the index of the found box that overlaps it most (IoU >= min_iou), or None."""
+# FER-2013's crops were registered automatically, so the face fills anything from about half of
+# its crop (a zoomed-out photo) to more than all of it (a close-up whose head a detector frames
+# well beyond the crop). A detection on such a face can overlap the crop by IoU 0.25-0.4 and still
+# be on that face and nothing else: it is "nested" when nearly all of the smaller box lies
+# inside the larger one and their sides differ by at most a factor of two.
+NESTED_SHARE = 0.9
+NESTED_SIDE_RATIO = 2.0
+
+
+def is_nested(truth: Sequence[float], found: Sequence[float]) -> bool:
+    """True when one box lies (NESTED_SHARE of its area) inside the other and their sides are
+    within NESTED_SIDE_RATIO of each other: the same face, framed tighter or looser."""
+    area_truth, area_found = truth[2] * truth[3], found[2] * found[3]
+    if area_truth <= 0 or area_found <= 0:
+        return False
+    side_ratio = (max(area_truth, area_found) / min(area_truth, area_found)) ** 0.5
+    if side_ratio > NESTED_SIDE_RATIO:
+        return False
+    width = min(truth[0] + truth[2], found[0] + found[2]) - max(truth[0], found[0])
+    height = min(truth[1] + truth[3], found[1] + found[3]) - max(truth[1], found[1])
+    inside = max(0.0, width) * max(0.0, height)
+    return inside >= NESTED_SHARE * min(area_truth, area_found)
+
+
+def match_boxes(truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]], min_iou: float = 0.3,
+                nested: bool = False) -> list[int | None]:
+    """For each true box, the index of the found box that overlaps it most (IoU >= min_iou, or
+    any IoU when `nested` and the boxes are nested, see `is_nested`), or None."""
     result: list[int | None] = []
     taken: set[int] = set()
     for true_box in truth:
-        scores = [(iou(true_box, box), i) for i, box in enumerate(found) if i not in taken]
-        best = max(scores, default=(0.0, None))
-        if best[1] is not None and best[0] >= min_iou:
-            taken.add(best[1])
-            result.append(best[1])
-        else:
-            result.append(None)
+        scores = [
+            (overlap, i)
+            for i, box in enumerate(found)
+            if i not in taken
+            and ((overlap := iou(true_box, box)) >= min_iou or (nested and overlap > 0.0 and is_nested(true_box, box)))
+        ]
+        best = max(scores, default=(0.0, None))[1]
+        if best is not None:
+            taken.add(best)
+        result.append(best)
     return result
 
 

@@ -89,7 +89,8 @@ class RunSummary:
     Attributes:
         source: what was opened.
         model: the model file and backend.
-        detector: the face detector used, and under `auto` why another was not.
+        detector: the face detector used.
+        detector_note: under `auto`, why another detector was not used ("" when none).
         frames: frames processed.
         faces: faces found, summed over frames.
         tracks: distinct track ids seen.
@@ -109,6 +110,7 @@ class RunSummary:
     source: str = ""
     model: str = ""
     detector: str = ""
+    detector_note: str = ""
     frames: int = 0
     faces: int = 0
     tracks: int = 0
@@ -132,8 +134,9 @@ class RunSummary:
         per_frame = {k: 1000 * v / self.frames for k, v in self.stage_seconds.items()} if self.frames else {}
         stages = ", ".join(f"{k} {v:.1f} ms" for k, v in per_frame.items())
         counts = ", ".join(f"{label} {n}" for label, n in self.label_counts.items() if n) or "none"
+        detector = self.detector + (f" ({self.detector_note})" if self.detector_note else "")
         lines = [
-            f"source: {self.source} | model: {self.model} | detector: {self.detector}",
+            f"source: {self.source} | model: {self.model} | detector: {detector}",
             f"frames: {self.frames} | faces: {self.faces} | tracks: {self.tracks} | {self.fps:.1f} FPS over {self.seconds:.2f} s",
             f"per frame: {stages}" if stages else "per frame: -",
             f"labels: {counts}" + (f" | uncertain: {self.uncertain}" if self.uncertain else ""),
@@ -141,7 +144,7 @@ class RunSummary:
         if self.unreadable or self.dropped or self.reopens:
             lines.append(f"unreadable frames: {self.unreadable} | dropped live frames: {self.dropped} | reopens: {self.reopens}")
         if self.frames and not self.faces:
-            lines.append(f"no face found: {self.detector.split(' ')[0]} found none in {self.frames} frame(s); {NO_FACE_HINT}")
+            lines.append(f"no face found: {self.detector} found none in {self.frames} frame(s); {NO_FACE_HINT}")
         lines.append(f"stopped: {self.stopped_by}")
         return lines
 
@@ -187,7 +190,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         if detector is None:
             detector = build_detector(config)
         summary.model = f"{detector.model_path} ({detector.backend.name})"
-        summary.detector = detector.detector_name + (f" ({detector.detector_note})" if detector.detector_note else "")
+        summary.detector, summary.detector_note = detector.detector_name, detector.detector_note
         if source is None:
             source = open_source(
                 config.source, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen

@@ -91,7 +91,7 @@ def test_missed_shifted_and_wrong_faces_are_counted(split):
 def test_a_face_framed_otherwise_is_a_false_positive_not_a_stray_one_unless_its_crop_matches(split):
     frames = build_scene(split, SceneSettings(frames=1, faces_per_frame=(1, 1), seed=4))
     ((x, y, w, h),), (label,) = frames[0].boxes, frames[0].labels
-    inner = (x + w // 4, y + h // 4, w // 2, h // 2)  # a tight box around the middle of the face: IoU 0.25
+    inner = (x + w // 3, y + h // 3, w // 3, h // 3)  # a box around the middle third of the face: IoU 0.11
 
     def detect(image):
         return [FakeFace(inner, LABELS[label])]
@@ -100,12 +100,47 @@ def test_a_face_framed_otherwise_is_a_false_positive_not_a_stray_one_unless_its_
     assert figures["recall"] == 0.0 and figures["false_positives_per_frame"] == 1.0
     assert figures["stray_detections_per_frame"] == 0.0
 
-    def doubled(box):  # the runtime's crop of that box: twice its side, same centre
+    def tripled(box):  # the runtime's crop of that box: three times its side, same centre
         bx, by, bw, bh = box
-        return (bx - bw // 2, by - bh // 2, 2 * bw, 2 * bh)
+        return (bx - bw, by - bh, 3 * bw, 3 * bh)
 
-    figures = score_scene(frames, detect, LABELS, 0.4, crop_box=doubled).figures()
+    figures = score_scene(frames, detect, LABELS, 0.4, crop_box=tripled).figures()
     assert figures["recall"] == 1.0 and figures["end_to_end_accuracy"] == 1.0 and figures["false_positives_per_frame"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "placement, nested",
+    [
+        ((0.2, 0.2, 0.6), True),  # a zoomed-out photo: the face fills 60% of its FER crop's side
+        ((-0.3, -0.3, 1.6), True),  # a close-up: the detector frames the head beyond the crop
+        ((0.55, 0.2, 0.6), False),  # a box of the same size hanging out of the crop
+        ((0.3, 0.3, 0.4), False),  # too small a part of the crop to say it is the face
+    ],
+)
+def test_a_detection_nested_in_a_loose_or_tight_crop_is_that_face(split, placement, nested):
+    frames = build_scene(split, SceneSettings(frames=1, faces_per_frame=(1, 1), seed=4))
+    ((x, y, w, h),), (label,) = frames[0].boxes, frames[0].labels
+    dx, dy, side = placement
+    box = (round(x + dx * w), round(y + dy * h), round(side * w), round(side * h))
+    assert iou(box, (x, y, w, h)) < 0.4  # IoU alone would call every one of these a miss
+
+    figures = score_scene(frames, lambda image: [FakeFace(box, LABELS[label])], LABELS, 0.4).figures()
+    assert figures["recall_iou_only"] == 0.0
+    assert figures["recall"] == (1.0 if nested else 0.0)
+    assert figures["false_positives_per_frame"] == (0.0 if nested else 1.0)
+    assert figures["end_to_end_accuracy"] == (1.0 if nested else 0.0)
+
+
+def test_a_nested_box_does_not_take_a_face_an_iou_match_would_get(split):
+    frames = build_scene(split, SceneSettings(frames=1, faces_per_frame=(1, 1), seed=4))
+    ((x, y, w, h),), (label,) = frames[0].boxes, frames[0].labels
+    loose = (x - w // 4, y - h // 4, w * 3 // 2, h * 3 // 2)  # nested, IoU 0.44
+    exact = (x, y, w, h)
+
+    figures = score_scene(frames, lambda image: [FakeFace(loose, "happy"), FakeFace(exact, LABELS[label])], LABELS, 0.4).figures()
+    assert figures["recall"] == figures["recall_iou_only"] == 1.0
+    assert figures["end_to_end_accuracy"] == 1.0  # the best-overlapping box is the one scored
+    assert figures["false_positives_per_frame"] == 1.0
 
 
 def test_crop_accuracy_on_the_faces_own_crops(split):

@@ -149,6 +149,16 @@ def test_a_detector_that_finds_nothing_is_said_once(tmp_path):
     assert line.startswith("no face found: haar found none in 1 frame(s); for already-cropped faces use --whole-image")
 
 
+def test_the_summary_names_the_detector_and_why_auto_fell_back():
+    from edge_runtime.runner import RunSummary
+
+    summary = RunSummary(detector="haar", detector_note="YuNet file not available: no network", frames=3)
+    lines = summary.lines()
+    assert "detector: haar (YuNet file not available: no network)" in lines[0]
+    (line,) = [line for line in lines if line.startswith("no face found")]
+    assert line.startswith("no face found: haar found none in 3 frame(s);")
+
+
 # --- the overlay -------------------------------------------------------------------------------
 
 
