@@ -16,6 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_FER = SHARED / "fer2013"
 SHARED_YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
+# The Keras master stays in the repository's models/, out of the wheel: the tests read it from
+# the clone they belong to, also where the package under test was installed from a wheel.
+REPOSITORY_MODELS = Path(__file__).resolve().parents[1] / "models"
 # The tiny CNN of `tiny_model`, exported once (tools/make_test_models.py) and checked in, so the
 # runtime's tests run in an install without TensorFlow.
 FIXTURE_MODELS = {

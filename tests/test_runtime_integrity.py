@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 from edge_runtime import onnx_props
 from edge_runtime.api import EmotionDetector
 from edge_runtime.backends import BackendError, load_backend
-from edge_runtime.default_model import MASTER_MODELS_DIR, MODELS_DIR, installed_backends
+from edge_runtime.default_model import MODELS_DIR, installed_backends
 from edge_runtime.formats import backend_for_path, install_hint
 from edge_runtime.integrity import CHECKSUM_KEY, ChecksumError, stamp_model_file, verify_model_file
 from edge_runtime.labels import LABELS
 from edge_runtime.metadata import ONNX_METADATA_KEY, read_sidecar, sidecar_path
+from tests.conftest import REPOSITORY_MODELS
 
 BUNDLED = ("emotion_int8.onnx", "emotion_int8.tflite", "emotion.keras")
 
@@ -42,7 +43,7 @@ needs_a_runtime = pytest.mark.skipif(ANY_RUNNABLE is None, reason="needs onnxrun
 
 def bundled(name: str) -> Path:
     """A bundled model by file name (the Keras master lives in the repository's models/)."""
-    return (MASTER_MODELS_DIR if name.endswith(".keras") else MODELS_DIR) / name
+    return (REPOSITORY_MODELS if name.endswith(".keras") else MODELS_DIR) / name
 
 
 def copy_model(name: str, folder: Path) -> Path:

@@ -7,7 +7,7 @@
 #   root2   the second stage inside the root, under qemu-user (binfmt_misc)
 #   wheels  the project's wheel (pip wheel . --no-deps) and the aarch64 wheels of its runtime
 #           dependencies, downloaded on the host (pip download --platform ..._aarch64)
-#   stage   wheels, the YuNet file (into the guest's cache), tests/ and an init script copied in
+#   stage   wheels, the YuNet file (into the guest's cache), tests/, models/ and an init script copied in
 #   image   an ext4 disk image made from the root (mkfs.ext4 -d; no loop mount needed)
 #   boot    qemu-system-aarch64 -M virt -cpu cortex-a72 (the Raspberry Pi 4's core), no network;
 #           the guest installs the runtime from the wheels with the README's command, runs
@@ -131,8 +131,9 @@ stage_stage() {
     rm -rf "$ROOT/wheels" "$ROOT/results" "$ROOT/src" "$ROOT/shared"
     cp -r "$WHEELS" "$ROOT/wheels"
     mkdir -p "$ROOT/src" "$ROOT/root/.cache/edge-emotion/models" "$ROOT/shared/models"
-    # What the tests read from a clone beside them (the README's examples, the stamp tool).
-    cp -r "$REPO/tests" "$REPO/tools" "$REPO/pyproject.toml" "$REPO/README.md" "$ROOT/src/"
+    # What the tests read from a clone beside them (the README's examples, the stamp tool, and
+    # models/: the Keras master whose checksum and refusal the runtime's tests check).
+    cp -r "$REPO/tests" "$REPO/tools" "$REPO/models" "$REPO/pyproject.toml" "$REPO/README.md" "$ROOT/src/"
     find "$ROOT/src" -name __pycache__ -prune -exec rm -rf {} +
     if [[ -f "$YUNET" ]]; then
         # In the cache, so edge-run picks YuNet with no network; beside the tests, as in a clone.
