@@ -52,6 +52,11 @@ DetectorsOption = Annotated[
     Optional[list[DetectorChoice]],
     typer.Option("--detector", help="Face detector; repeat for several (default: every detector, a row each)."),
 ]
+DetectorModelOption = Annotated[
+    Optional[Path],
+    typer.Option("--detector-model", exists=True, dir_okay=False,
+                 help="YuNet's ONNX file, instead of the copy in the cache (a benchmark never downloads it)."),
+]
 
 
 class SplitChoice(str, Enum):
@@ -226,6 +231,7 @@ def pipeline(
     detect_scale: Annotated[str, typer.Option(help="Detection scales of the sweep, comma-separated.")] = "1.0,0.5",
     detect_every: Annotated[str, typer.Option(help="Detect every N frames, values of the sweep, comma-separated.")] = "1,3",
     detector: DetectorsOption = None,
+    detector_model: DetectorModelOption = None,
     max_frames: Annotated[int, typer.Option(min=0, help="Frames timed per configuration (0: the whole source).")] = 300,
     warmup_frames: Annotated[int, typer.Option(min=0, help="Frames run first and not counted.")] = 5,
     data: DataOption = None,
@@ -252,6 +258,7 @@ def pipeline(
         detect_scales=_float_list(detect_scale, "--detect-scale"),
         detect_every=_int_list(detect_every, "--detect-every"),
         detectors=_detectors(detector),
+        detector_model=detector_model,
         max_frames=max_frames,
         warmup_frames=warmup_frames,
     )
@@ -297,9 +304,12 @@ def scene(
     faces_per_frame: Annotated[str, typer.Option(help="Faces per frame: N or LOW..HIGH.")] = "1..3",
     frames: Annotated[int, typer.Option(min=1, help="Frames in the scene.")] = 200,
     seed: Annotated[int, typer.Option(help="Random seed of the scene.")] = 0,
-    iou: Annotated[float, typer.Option(min=0.01, max=1.0, help="IoU at which a detection matches a true face.")] = 0.4,
+    iou: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="IoU at which a detection matches a true face (nested boxes match too).")
+    ] = 0.4,
     detect_scale: Annotated[float, typer.Option(min=0.05, max=1.0, help="The runtime's detection scale.")] = 0.5,
     detector: DetectorsOption = None,
+    detector_model: DetectorModelOption = None,
     tilt: Annotated[float, typer.Option(min=0.0, max=45.0, help="Turn each face by a random angle up to this many degrees.")] = 0.0,
     threads: Annotated[Optional[int], typer.Option(min=1, max=max_threads(), help="Inference threads.")] = None,
     save_video: Annotated[Optional[Path], typer.Option(help="Write the annotated scene (.mp4 or .avi).")] = None,
@@ -317,6 +327,7 @@ def scene(
     settings = SceneSettings(frames=frames, faces_per_frame=_range(faces_per_frame, "--faces-per-frame"), seed=seed, iou_threshold=iou,
                              max_tilt=tilt)
     config = SceneConfig(data=data, split=split.value, models=tuple(model or ()), backend=backend.value, threads=threads,
-                         detect_scale=detect_scale, detectors=_detectors(detector), scene=settings, save_video=save_video)
+                         detect_scale=detect_scale, detectors=_detectors(detector), detector_model=detector_model, scene=settings,
+                         save_video=save_video)
     report = _run(lambda: run_scene(config, log=_log), _outputs(json_path, markdown, plot, save_video=save_video))
     _finish(report, json_path, markdown, plot)

@@ -33,6 +33,7 @@ class PipelineJob:
         detect_scale: the detector runs on a copy resized by this factor.
         detect_every: the detector runs every N frames.
         detector: the DETECTORS row the runtime uses ("haar", "yunet"); the seed style is always Haar.
+        detector_model: the detector's model file instead of the cached one ("": the cache's).
         max_frames: frames to time (after warm-up); 0 for the whole source.
         warmup_frames: frames processed first and not counted.
         style: "runtime" (EmotionDetector) or "seed" (the seed project's loop).
@@ -47,6 +48,7 @@ class PipelineJob:
     detect_scale: float = 0.5
     detect_every: int = 1
     detector: str = "haar"
+    detector_model: str = ""
     max_frames: int = 0
     warmup_frames: int = 5
     style: str = "runtime"
@@ -69,6 +71,7 @@ class PipelineJob:
             "detect_scale": self.detect_scale if self.style == "runtime" else 1.0,
             "detect_every": self.detect_every if self.style == "runtime" else 1,
             "detector": self.detector if self.style == "runtime" else "haar",
+            "detector_model": self.detector_model or None,
             "style": self.style,
         }
 
@@ -186,12 +189,13 @@ def measure_pipeline(job: PipelineJob, open_source=None, build=None, clock: Cloc
 def build_runtime(job: PipelineJob):
     """The runtime's own loop: EmotionDetector (detect, track, crop, one model call) and draw_faces."""
     from edge_runtime.api import EmotionDetector
+    from edge_runtime.detectors import DetectorSettings
     from edge_runtime.draw import draw_faces
 
-    detector = EmotionDetector(
-        model=job.model, backend=job.backend, threads=job.threads, detector=job.detector, detect_scale=job.detect_scale,
-        detect_every=job.detect_every
-    )
+    # A benchmark never downloads: the detector file is the cache's or the one passed in.
+    settings = DetectorSettings(name=job.detector, model=job.detector_model or None, detect_scale=job.detect_scale, download=False)
+    detector = EmotionDetector(model=job.model, backend=job.backend, threads=job.threads, detector=settings,
+                               detect_every=job.detect_every)
 
     def process(frame):
         faces = detector.detect(frame)

@@ -35,6 +35,8 @@ class PipelineConfig:
         detect_scales: detection scales of the sweep.
         detect_every: detection intervals of the sweep.
         detectors: face detectors (DETECTORS names), a row for each on the same frames.
+        detector_model: the model file of the detectors that need one (YuNet), instead of the
+            cache's copy; None: the cache's.
         max_frames: frames timed per configuration (0: the whole source).
         warmup_frames: frames run first and not counted.
     """
@@ -47,6 +49,7 @@ class PipelineConfig:
     detect_scales: tuple[float, ...] = (1.0, 0.5)
     detect_every: tuple[int, ...] = (1, 3)
     detectors: tuple[str, ...] = DETECTOR_NAMES
+    detector_model: Path | None = None
     max_frames: int = 300
     warmup_frames: int = 5
 
@@ -59,18 +62,25 @@ class PipelineConfig:
             detect_scales=list(self.detect_scales),
             detect_every=list(self.detect_every),
             detectors=list(self.detectors),
+            detector_model=str(self.detector_model) if self.detector_model else None,
         )
         return data
 
 
-def detector_missing(name: str) -> str:
-    """Why a detector cannot run in a benchmark here (its file is not cached), or ""."""
+def detector_file(name: str, explicit: Path | None) -> tuple[str, str]:
+    """The model file a benchmark gives detector `name` ("" for the cache's copy, or for a
+    detector without one), and why the detector cannot run here ("" when it can)."""
     from edge_runtime.detectors import get_detector_info, model_files
 
     info = get_detector_info(name)
-    if info.model_file is None or model_files.cached_path(info.model_file).is_file():
-        return ""
-    return f"{info.model_file.file_name} is not in {model_files.cache_dir()}: run 'edge-run --fetch-models' first"
+    if info.model_file is None:
+        return "", ""
+    if explicit is not None:
+        return str(explicit), "" if Path(explicit).is_file() else f"{explicit}: no such detector model file"
+    if model_files.cached_path(info.model_file).is_file():
+        return "", ""
+    return "", (f"{info.model_file.file_name} is not in {model_files.cache_dir()}: run 'edge-run --fetch-models' first, "
+                "or pass --detector-model")
 
 
 def default_pipeline_threads() -> int:
@@ -87,8 +97,8 @@ def plan_pipeline(config: PipelineConfig, models: list[Path], seed_keras: Path |
 
     Every model runs at the runtime's default detection (scale 0.5, every frame) with each
     detector; one model, the fastest kind available (int8 first), also runs the whole
-    detect-scale x detect-every sweep with each detector. A detector whose model file is not in
-    the cache is skipped (a benchmark never downloads).
+    detect-scale x detect-every sweep with each detector. A detector whose model file is neither
+    passed (`detector_model`) nor in the cache is skipped (a benchmark never downloads).
     """
     jobs, decided = [], []
     common = {"source": config.source, "threads": config.threads, "max_frames": config.max_frames, "warmup_frames": config.warmup_frames}
@@ -113,10 +123,11 @@ def plan_pipeline(config: PipelineConfig, models: list[Path], seed_keras: Path |
         check = runtime_check(backend)
         precision = get_format(fmt).precision if fmt in FORMAT_NAMES else ""
         for detector in config.detectors:
-            missing = detector_missing(detector)
+            detector_model, missing = detector_file(detector, config.detector_model)
             for scale, every in dict.fromkeys(settings):
                 job = PipelineJob(row_name(fmt, scale, every, detector), model=str(model), backend=backend, detect_scale=scale,
-                                  detect_every=every, detector=detector, precision=precision, **common)
+                                  detect_every=every, detector=detector, detector_model=detector_model, precision=precision,
+                                  **common)
                 if check.available and not missing:
                     jobs.append(job)
                 else:

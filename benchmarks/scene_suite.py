@@ -34,6 +34,8 @@ class SceneConfig:
         threads: inference threads.
         detect_scale: the runtime's detection scale.
         detectors: face detectors (DETECTORS names); every model is scored with each, on the same frames.
+        detector_model: the model file of the detectors that need one (YuNet), instead of the
+            cache's copy; None: the cache's.
         scene: how frames are built and scored.
         save_video: write the annotated scene (first model) here.
     """
@@ -45,24 +47,28 @@ class SceneConfig:
     threads: int | None = None
     detect_scale: float = 0.5
     detectors: tuple[str, ...] = DETECTOR_NAMES
+    detector_model: Path | None = None
     scene: SceneSettings = field(default_factory=SceneSettings)
     save_video: Path | None = None
 
     def settings(self) -> dict:
         data = asdict(self)
         data.update(data=str(self.data), models=[str(p) for p in self.models], detectors=list(self.detectors),
-                    save_video=str(self.save_video) if self.save_video else None)
+                    save_video=str(self.save_video) if self.save_video else None,
+                    detector_model=str(self.detector_model) if self.detector_model else None)
         return data
 
 
 def open_detector(model: Path | None, config: SceneConfig, detector: str = "haar"):
     """The runtime pipeline as `edge-run` builds it, but without smoothing: consecutive scene
     frames hold different people, and averaging one with the next would blur the score. A
-    benchmark never downloads: a detector whose file is not cached fails its row."""
+    benchmark never downloads: a detector whose file is neither passed nor cached fails its row."""
     from edge_runtime.api import EmotionDetector
-    from edge_runtime.detectors import DetectorSettings
+    from edge_runtime.detectors import DetectorSettings, get_detector_info
 
-    settings = DetectorSettings(name=detector, detect_scale=config.detect_scale, download=False)
+    needs_file = get_detector_info(detector).model_file is not None
+    settings = DetectorSettings(name=detector, model=config.detector_model if needs_file else None,
+                                detect_scale=config.detect_scale, download=False)
     return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detector=settings,
                            detect_every=1, smooth=0.0, min_confidence=0.0)
 

@@ -231,6 +231,26 @@ def test_scene_with_the_tiny_model(tiny_model, fer_folder, tmp_path):
     capture.release()
 
 
+@pytest.mark.skipif(not SHARED_YUNET.is_file(), reason=f"needs {SHARED_YUNET}")
+def test_scene_and_pipeline_take_the_yunet_file_from_the_command_line(tiny_model, fer_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGE_EMOTION_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / "s.json"
+    result = invoke("scene", "--model", tiny_model, "--data", fer_folder, "--frames", "2", "--detector", "yunet", "--json", out)
+    assert result.exit_code == 1, result.output  # the only row failed: nothing in the cache
+    assert "edge-run --fetch-models" in result.output
+    result = invoke("scene", "--model", tiny_model, "--data", fer_folder, "--frames", "2", "--detector", "yunet",
+                    "--detector-model", SHARED_YUNET, "--json", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["rows"][0]["status"] == "ok" and report["settings"]["detector_model"] == str(SHARED_YUNET)
+
+    result = invoke("pipeline", tiny_model, "--detector", "yunet", "--detector-model", SHARED_YUNET, "--detect-scale", "0.5",
+                    "--detect-every", "1", "--max-frames", "3", "--warmup-frames", "1", "--json", out)
+    assert result.exit_code == 0, result.output
+    rows = [row for row in json.loads(out.read_text())["rows"] if row.get("detector") == "yunet"]
+    assert rows and all(row["status"] == "ok" and row["detector_model"] == str(SHARED_YUNET) for row in rows)
+
+
 def test_scene_bad_faces_per_frame_is_a_usage_error(fer_folder):
     result = invoke("scene", "--data", fer_folder, "--faces-per-frame", "3..1")
     assert result.exit_code == 2

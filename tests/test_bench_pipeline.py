@@ -201,6 +201,24 @@ def test_every_detector_gets_its_rows_and_an_uncached_one_is_skipped(tmp_path, m
     assert len(yunet_rows) == 2 and all(row["status"] == SKIPPED and "edge-run --fetch-models" in row["reason"] for row in yunet_rows)
 
 
+def test_a_detector_file_passed_in_is_used_without_the_cache(tmp_path, monkeypatch):
+    files = model_files(tmp_path)[1:2]
+    monkeypatch.setenv("EDGE_EMOTION_CACHE", str(tmp_path / "empty-cache"))
+    yunet_file = tmp_path / "yunet.onnx"
+    yunet_file.write_bytes(b"0")
+    config = PipelineConfig(detect_scales=(0.5,), detect_every=(1,), detectors=("yunet", "haar"), detector_model=yunet_file)
+    jobs, decided = plan_pipeline(config, files, None, lambda b: RuntimeCheck(True), lambda: RuntimeCheck(True))
+    assert [row["name"] for row in decided] == [SEED_STYLE]  # no Keras model given: nothing else is skipped
+    # The file goes to the detector that reads one; Haar would refuse a YuNet file.
+    assert [(job.detector, job.detector_model) for job in jobs] == [("yunet", str(yunet_file)), ("haar", "")]
+    assert jobs[0].describe()["detector_model"] == str(yunet_file) and jobs[1].describe()["detector_model"] is None
+
+    gone = PipelineConfig(detect_scales=(0.5,), detect_every=(1,), detectors=("yunet",), detector_model=tmp_path / "gone.onnx")
+    jobs, decided = plan_pipeline(gone, files, None, lambda b: RuntimeCheck(True), lambda: RuntimeCheck(True))
+    (row,) = [row for row in decided if row["name"] != SEED_STYLE]
+    assert jobs == [] and row["status"] == SKIPPED and row["reason"] == f"{tmp_path / 'gone.onnx'}: no such detector model file"
+
+
 def test_seed_style_runs_first_when_tensorflow_is_there(tmp_path):
     files = model_files(tmp_path)
     jobs, decided = plan_pipeline(PipelineConfig(), files, files[0], lambda b: RuntimeCheck(True), lambda: RuntimeCheck(True))
