@@ -78,7 +78,7 @@ def read_face(path: str | Path) -> np.ndarray:
 
 # FER-2013's crops were registered automatically, so the face fills anything from about half of
 # its crop (a zoomed-out photo) to more than all of it (a close-up whose head a detector frames
-# well beyond the crop). A detection on such a face can overlap the crop by IoU 0.25-0.4 and still
+# well beyond the crop). A detection on such a face can overlap the crop by IoU 0.2-0.4 and still
 # be on that face and nothing else: it is "nested" when nearly all of the smaller box lies
 # inside the larger one and their sides differ by at most a factor of two.
 NESTED_SHARE = 0.9
@@ -104,15 +104,14 @@ def match_boxes(truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]], 
                 nested: bool = False) -> list[int | None]:
     """For each true box, the index of the found box that overlaps it most (IoU >= min_iou, or
     any IoU when `nested` and the boxes are nested, see `is_nested`), or None."""
+    def overlap(true_box, box) -> float | None:
+        value = iou(true_box, box)
+        return value if value >= min_iou or (nested and value > 0.0 and is_nested(true_box, box)) else None
+
     result: list[int | None] = []
     taken: set[int] = set()
     for true_box in truth:
-        scores = [
-            (overlap, i)
-            for i, box in enumerate(found)
-            if i not in taken
-            and ((overlap := iou(true_box, box)) >= min_iou or (nested and overlap > 0.0 and is_nested(true_box, box)))
-        ]
+        scores = [(value, i) for i, box in enumerate(found) if i not in taken and (value := overlap(true_box, box)) is not None]
         best = max(scores, default=(0.0, None))[1]
         if best is not None:
             taken.add(best)
