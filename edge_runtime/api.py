@@ -34,6 +34,7 @@ from edge_runtime.detectors import (
     get_detector_info,
     load_detector,
 )
+from edge_runtime.detectors.base import photo_scale
 from edge_runtime.preprocess import faces_to_batch
 from edge_runtime.tracker import IoUTracker
 
@@ -201,7 +202,11 @@ class EmotionDetector:
         else:
             due = self.frame_index % self.detect_every == 0
         if due:
-            detections = [as_detection(found) for found in self.detector.detect(frame)]
+            if photo and self.chosen.photo_side:
+                found = self.detector.detect(frame, photo_scale(shape, self.chosen.photo_side))
+            else:
+                found = self.detector.detect(frame)
+            detections = [as_detection(box) for box in found]
             track_ids = self.tracker.assign([d.box for d in detections])
             self._detections = dict(zip(track_ids, detections))
             tracked = list(zip(track_ids, detections))

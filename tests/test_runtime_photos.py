@@ -64,6 +64,64 @@ def test_each_photo_stands_alone_and_records_name_their_file(photos, tmp_path):
     assert after_a and after_a == [(r["box"], r["probabilities"], r["track_id"]) for r in records(alone)]
 
 
+# --- how large a copy of a photo is searched ---------------------------------------------------
+
+needs_yunet = pytest.mark.skipif(not SHARED_YUNET.is_file(), reason=f"needs {SHARED_YUNET}")
+
+
+@pytest.fixture()
+def searched_scales(monkeypatch) -> list:
+    """The `scale` every YuNet and Haar detect() call is given (None: the detector's own)."""
+    from edge_runtime.detectors.haar import HaarDetector
+    from edge_runtime.detectors.yunet import YuNetDetector
+
+    scales = []
+    for cls in (YuNetDetector, HaarDetector):
+        original = cls.detect
+
+        def spy(self, frame, scale=None, original=original):
+            scales.append((self.name, scale))
+            return original(self, frame, scale)
+
+        monkeypatch.setattr(cls, "detect", spy)
+    return scales
+
+
+@needs_yunet
+def test_yunet_searches_a_photo_at_a_longer_side_of_640_px_whatever_its_size(searched_scales):
+    from edge_runtime.api import EmotionDetector
+    from edge_runtime.detectors import DetectorSettings
+
+    with EmotionDetector(BUNDLED_ONNX, detector="yunet") as detector:
+        for shape in ((1080, 1920, 3), (3000, 4000, 3), (320, 480, 3)):
+            detector.detect_photo(np.full(shape, 120, np.uint8))
+        detector.detect(np.full((1080, 1920, 3), 120, np.uint8))  # a video frame: the video's scale
+    assert searched_scales == [("yunet", pytest.approx(640 / 1920)), ("yunet", pytest.approx(640 / 4000)), ("yunet", 1.0),
+                               ("yunet", None)]
+    searched_scales.clear()
+    # A detection scale the user chose holds for photos too.
+    with EmotionDetector(BUNDLED_ONNX, detector=DetectorSettings(name="yunet", detect_scale=0.5)) as detector:
+        detector.detect_photo(np.full((1080, 1920, 3), 120, np.uint8))
+    with EmotionDetector(BUNDLED_ONNX, detector="yunet", photo=True, detect_scale=0.75) as detector:
+        detector.detect(np.full((1080, 1920, 3), 120, np.uint8))
+    assert searched_scales == [("yunet", None), ("yunet", None)]
+
+
+def test_haar_searches_photos_as_it_searches_video(searched_scales):
+    from edge_runtime.api import EmotionDetector
+
+    with EmotionDetector(BUNDLED_ONNX, detector="haar") as detector:
+        detector.detect_photo(np.full((1080, 1920, 3), 120, np.uint8))
+    assert searched_scales == [("haar", None)]
+
+
+@needs_yunet
+def test_every_face_of_the_demo_photo_is_found():
+    result = run("--source", demo_photo_path(), "--detector", "yunet")
+    assert result.exit_code == 0, result.output
+    assert "frames: 1 | faces: 6 |" in result.output  # at half size, as in a video, YuNet misses the turned sad face
+
+
 def test_already_cropped_faces_are_classified_whole(tmp_path):
     folder = tmp_path / "crops"
     folder.mkdir()

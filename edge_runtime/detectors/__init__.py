@@ -81,14 +81,16 @@ class DetectorSettings:
 @dataclass
 class ChosenDetector:
     """The detector a run uses: the object, its table row, its crop mapping, for `auto` the
-    reason another detector was not taken (empty when the first choice ran), and the class
-    name of a detector passed in by the caller."""
+    reason another detector was not taken (empty when the first choice ran), the class name
+    of a detector passed in by the caller, and the longer side photos are searched at (None:
+    the detector's own scale, see `DetectorInfo.photo_side`)."""
 
     detector: object
     info: DetectorInfo
     crop: CropMapping
     note: str = ""
     custom_name: str = ""
+    photo_side: int | None = None
 
     @property
     def name(self) -> str:
@@ -108,7 +110,9 @@ def _build(info: DetectorInfo, settings: DetectorSettings):
 
 
 def _chosen(info: DetectorInfo, settings: DetectorSettings, note: str = "") -> ChosenDetector:
-    return ChosenDetector(_build(info, settings), info, settings.crop or info.crop, note)
+    # A detection scale the user chose applies to photos too.
+    photo_side = info.photo_side if settings.detect_scale is None else None
+    return ChosenDetector(_build(info, settings), info, settings.crop or info.crop, note, photo_side=photo_side)
 
 
 def load_detector(settings: DetectorSettings | None = None) -> ChosenDetector:

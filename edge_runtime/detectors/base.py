@@ -48,6 +48,11 @@ def scale_box(box: Sequence[float], scale_x: float, scale_y: float, width: int, 
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
+def photo_scale(shape: Sequence[int], longest_side: int) -> float:
+    """The detection scale that brings a photo's longer side down to `longest_side` (never up)."""
+    return min(1.0, longest_side / max(shape[0], shape[1]))
+
+
 def shrink_for_detection(image: np.ndarray, detect_scale: float) -> tuple[np.ndarray, float, float]:
     """The copy a detector runs on, and the factors that map its pixels back to the source."""
     import cv2

@@ -81,15 +81,16 @@ class HaarDetector:
         self.min_size = int(min_size)
         self.detect_scale = float(detect_scale)
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
+    def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Detection]:
         """Faces in the source frame's pixels, left to right (score 1.0: a cascade has none).
 
         Args:
             frame: a gray, BGR or BGRA image of any size.
+            scale: the factor of the copy searched, (0, 1], for this frame only (None: `detect_scale`).
         """
         gray = to_gray(frame)
         height, width = gray.shape
-        small, scale_x, scale_y = shrink_for_detection(gray, self.detect_scale)
+        small, scale_x, scale_y = shrink_for_detection(gray, self.detect_scale if scale is None else scale)
         min_side = max(1, round(self.min_size / scale_x))
         if min(small.shape) < min_side:
             return []

@@ -76,7 +76,11 @@ class DetectorInfo:
         module: module holding the class, imported only when chosen.
         class_name: the class in `module`.
         model_file: the file it needs that no wheel ships (fetched and verified), or None.
-        detect_scale: default factor of the copy it runs on.
+        detect_scale: default factor of the copy it runs on (video frames, and photos when
+            `photo_side` is None).
+        photo_side: photos (image and folder sources, `detect_photo`) are searched on a copy
+            whose longer side is this many pixels (never enlarged), whatever the photo's size;
+            None: at `detect_scale`, as video frames. A `detect_scale` the user sets wins.
         min_size: default smallest face side, in source pixels.
         score_threshold: default least score a face needs (None: the detector has no score).
         crop: how its boxes map onto the model's crop.
@@ -90,6 +94,7 @@ class DetectorInfo:
     class_name: str
     model_file: ModelFile | None
     detect_scale: float
+    photo_side: int | None
     min_size: int
     score_threshold: float | None
     crop: CropMapping
@@ -117,6 +122,12 @@ DETECTORS: tuple[DetectorInfo, ...] = (
         class_name="YuNetDetector",
         model_file=YUNET_FILE,
         detect_scale=0.5,
+        # Half size keeps a 640x480 video at 100 FPS; a photo has no frame rate to keep and
+        # comes in any size. Searched at a longer side of 640 px (InsightFace's detector size
+        # too), YuNet finds 97.6% of the faces of 640x480 scene photos against 93.0% at half
+        # size, and the same in photos 2 and 4 times larger, at 10-14 ms a photo
+        # (bench/photo_side.json, tools/measure_photo_side.py).
+        photo_side=640,
         min_size=24,
         # On `edge-bench scene` frames 0.5 finds 1 point more faces than 0.6 and adds no
         # detection on the background (README, "Detector in the loop").
@@ -135,6 +146,10 @@ DETECTORS: tuple[DetectorInfo, ...] = (
         class_name="HaarDetector",
         model_file=None,
         detect_scale=0.5,
+        # Photos keep the seed-era cascade's behaviour: the gain of a 640 px search is unclear
+        # (+3 points on bench/photo_side.json's 200 frames, none on `edge-bench scene`'s 1,000
+        # at full size) and it adds detections that match no face.
+        photo_side=None,
         min_size=60,
         score_threshold=None,
         # A Haar box of a FER face matches the FER crop (median margin +0.003 of the side).

@@ -80,15 +80,16 @@ class YuNetDetector:
         self.detect_scale = float(detect_scale)
         self._input_size: tuple[int, int] = (320, 240)
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
+    def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Detection]:
         """Faces in the source frame's pixels, left to right, with scores and landmarks.
 
         Args:
             frame: a gray, BGR or BGRA image of any size.
+            scale: the factor of the copy searched, (0, 1], for this frame only (None: `detect_scale`).
         """
         image = _to_bgr(frame)
         height, width = image.shape[:2]
-        small, scale_x, scale_y = shrink_for_detection(image, self.detect_scale)
+        small, scale_x, scale_y = shrink_for_detection(image, self.detect_scale if scale is None else scale)
         if min(small.shape[:2]) < MIN_INPUT_SIDE:
             return []
         size = (small.shape[1], small.shape[0])
