@@ -161,6 +161,7 @@ class EmotionDetector:
         self.photo = bool(photo)
         self.frame_index = 0
         self._frame_shape: tuple[int, int] | None = None
+        self._detections: dict[int, Detection] = {}  # track id -> its last detection, for frames not detected on
         self.last_timings: dict[str, float] = {"detect": 0.0, "preprocess": 0.0, "infer": 0.0}
 
     @property
@@ -235,10 +236,10 @@ class EmotionDetector:
             ValueError: for something that is not an image.
         """
         image = check_frame(image)
-        self.reset(restart_ids=True)
         if whole or self.is_face_crop(image):
+            self.reset(restart_ids=True)
             return self.classify_whole(image)
-        return self._detect(image, photo=True)
+        return self._detect(image, photo=True)  # which forgets the tracks itself
 
     def classify_whole(self, image: np.ndarray) -> list[Face]:
         """Classifies a whole image as one face (an already-cropped face, such as a FER-2013 file).
