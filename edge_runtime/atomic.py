@@ -42,8 +42,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             tmp.unlink()
 
 
-# `.<target>.<pid>.<8 characters of mkstemp><suffix>`
-_TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>[0-9]+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]*)?$")
+# `.<target>.<pid>.<8 characters of mkstemp><suffix>`, or `part` in their place for a file a
+# run writes for as long as it lasts (edge-run's video, `output_paths.video_temp_path`).
+_TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>[0-9]+)\.(?:[a-z0-9_]{8}|part)(?P<suffix>\.[^.]*)?$")
 
 
 def process_exists(pid: int) -> bool:
@@ -57,8 +58,9 @@ def process_exists(pid: int) -> bool:
     return True
 
 
-def stranded_files(folder: str | os.PathLike) -> list[Path]:
-    """Temporary files of `atomic_path` in `folder` whose writing process no longer exists."""
+def stranded_files(folder: str | os.PathLike, target_name: str | None = None) -> list[Path]:
+    """Temporary files in `folder` (of `target_name` only, when given) whose writing process
+    no longer exists."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -67,16 +69,19 @@ def stranded_files(folder: str | os.PathLike) -> list[Path]:
         match = _TEMPORARY_NAME.match(path.name)
         if not match or not path.is_file() or path.is_symlink():
             continue
+        if target_name is not None and match["target"] != target_name:
+            continue
         pid = int(match["pid"])
         if pid != os.getpid() and not process_exists(pid):
             found.append(path)
     return sorted(found)
 
 
-def remove_stranded(folder: str | os.PathLike) -> list[Path]:
-    """Deletes the temporary files a killed process left in `folder`; returns them."""
+def remove_stranded(folder: str | os.PathLike, target_name: str | None = None) -> list[Path]:
+    """Deletes the temporary files a killed process left in `folder` (for `target_name` only,
+    when given); returns them."""
     removed = []
-    for path in stranded_files(folder):
+    for path in stranded_files(folder, target_name):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed.append(path)

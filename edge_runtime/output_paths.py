@@ -12,7 +12,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from edge_runtime.atomic import process_exists
+from edge_runtime.atomic import remove_stranded
 
 STDOUT = "-"
 
@@ -117,16 +117,6 @@ def video_temp_path(target: Path) -> Path:
 def remove_stranded_temps(target: Path) -> list[Path]:
     """Deletes hidden video temporaries of `target` left by runs that were killed (SIGKILL,
     power loss) and whose process no longer exists. Returns what was deleted."""
-    removed = []
-    for candidate in target.parent.glob(f".{target.name}.*.part{target.suffix}"):
-        pid_text = candidate.name[len(target.name) + 2 :].split(".", 1)[0]
-        if not pid_text.isdigit() or process_exists(int(pid_text)):
-            continue
-        try:
-            candidate.unlink()
-            removed.append(candidate)
-        except OSError:
-            pass
-    return removed
+    return remove_stranded(target.parent, target.name)
 
 
