@@ -156,7 +156,7 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
         stop(keras)  # the evaluation below runs in process 0 alone
     if not writes:
         return {"process_id": distribution.process_id, "num_processes": distribution.num_processes}
-    return _finish(paths, config, state, data, x_val, y_val, spec, distributed=active.describe() if active else None)
+    return _finish(paths, config, state, data, x_train, x_val, y_val, spec, distributed=active.describe() if active else None)
 
 
 def _start_distribution(keras, config: TrainConfig, settings, max_minutes: float | None):
@@ -464,13 +464,15 @@ def _predict(model, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return predict_in_batches(model.predict_on_batch, faces, batch_size, NUM_CLASSES)
 
 
-def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_val, y_val, spec, distributed: dict | None = None) -> dict:
+def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_train, x_val, y_val, spec,
+            distributed: dict | None = None) -> dict:
     import keras
 
     from trainer.report import plot_confusion_matrix, plot_curves
 
     best = keras.models.load_model(paths.best)
-    val_report = classification_report(y_val, _predict(best, x_val))
+    best_val = _predict(best, x_val)
+    val_report = classification_report(y_val, best_val)
     metrics = {
         "val_accuracy": val_report["accuracy"],
         "macro_f1": val_report["macro_f1"],
@@ -487,13 +489,14 @@ def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_
     if distributed:
         metrics["distribution"] = distributed
     # The best network averaged over its test-time views (itself with --tta none).
-    averaged = best
+    averaged, averaged_val = best, best_val
     if config.tta != "none":
         from trainer.view_layers import averaged_over_views
 
         averaged = averaged_over_views(best, config.tta)
+        averaged_val = _predict(averaged, x_val)
         metrics["tta"] = config.tta
-        metrics["val_tta"] = classification_report(y_val, _predict(averaged, x_val))
+        metrics["val_tta"] = classification_report(y_val, averaged_val)
     if len(data.split("test")):
         x_test = gray48_to_input(data.split("test").images, spec)
         metrics["test"] = classification_report(data.split("test").labels, _predict(best, x_test))
@@ -502,9 +505,8 @@ def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_
     if config.write_targets:
         from trainer.targets import TARGETS_FILE, fingerprint, write_targets
 
-        train_images = data.split("train").images
-        train_probabilities = _predict(averaged, gray48_to_input(train_images, spec))
-        write_targets(paths.root / TARGETS_FILE, train_probabilities, _predict(averaged, x_val), config.tta, fingerprint(train_images))
+        train_probabilities = _predict(averaged, x_train)
+        write_targets(paths.root / TARGETS_FILE, train_probabilities, averaged_val, config.tta, fingerprint(data.split("train").images))
     _write_history(paths.root / "history.csv", state["history"])
     write_json_atomic(paths.root / "metrics.json", metrics)
     if state["history"]:
