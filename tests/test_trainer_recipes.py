@@ -376,3 +376,16 @@ def test_max_minutes_finishes_a_run_that_resume_continues(tmp_path, fer_folder, 
     np.testing.assert_allclose(
         np.load(tmp_path / "targets" / "targets.npz")["val"], averaged_over_views(best, "flip").predict(faces, verbose=0), atol=1e-5
     )
+
+
+
+def test_the_schedule_counts_the_batches_an_epoch_really_has():
+    from types import SimpleNamespace
+
+    from trainer.train import _steps_per_epoch
+
+    two_devices = SimpleNamespace(devices=2, even_batches=True)
+    # 9 faces in batches of 4 split over 2 devices: 4, 4, and a last face no device pair can share.
+    assert _steps_per_epoch(9, 4, two_devices) == 2
+    assert _steps_per_epoch(10, 4, two_devices) == 3  # the last batch cut to 2
+    assert _steps_per_epoch(9, 4) == 3  # one device: every face, ceil(9 / 4)

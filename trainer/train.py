@@ -30,6 +30,7 @@ from edge_runtime.preprocess import gray48_to_input
 from edge_runtime.version import __version__
 from trainer.batches import predict_in_batches
 from trainer.config import TrainConfig
+from trainer.epoch_batches import batch_bounds
 from trainer.fer2013 import DataError, FerData, load_fer2013
 from trainer.metrics import classification_report
 
@@ -119,7 +120,7 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
         train_targets, val_targets = _saved_targets(config, data)
         y_train = np.concatenate([y_train, train_targets], axis=1)
         y_val_one_hot = np.concatenate([y_val_one_hot, val_targets], axis=1)
-    steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
+    steps_per_epoch = _steps_per_epoch(len(y_train), config.batch_size, active)
 
     with active.scope() if active else nullcontext():  # MirroredStrategy replicates what is built in its scope
         model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
@@ -320,6 +321,13 @@ def _device(keras, distribution=None) -> str:
     import tensorflow as tf
 
     return "tensorflow/GPU" if tf.config.list_physical_devices("GPU") else "tensorflow/CPU"
+
+
+def _steps_per_epoch(count: int, batch_size: int, distribution=None) -> int:
+    """The steps the learning-rate schedule counts: the batches an epoch really has (an even
+    split over the devices cuts the last batch to a multiple of their number, or drops it)."""
+    multiple = distribution.devices if distribution is not None and distribution.even_batches else 1
+    return len(batch_bounds(count, batch_size, multiple))
 
 
 def _fit_inputs(keras, config: TrainConfig, x_train, y_train, x_val, y_val, first_epoch: int, distribution=None) -> dict:
