@@ -19,7 +19,7 @@ from convert.errors import ConvertError  # noqa: E402
 from convert.exporters import EXPORTABLE, FAMILIES, select_formats  # noqa: E402
 from convert.verify import Thresholds  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
-from edge_runtime.stopping import Stopped, signal_name, stop_signals  # noqa: E402
+from edge_runtime.stopping import SIGNAL_NAMES, Stopped, signal_name, stop_signals  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -121,5 +121,5 @@ def main(
         raise typer.Exit(1)
     if received.signum is not None:
         # The signal landed in library code that swallowed the interrupt; the run went on to the end.
-        typer.echo(f"edge-convert: interrupted by {signal_name(Stopped(received.signum))} after every file was written", err=True)
-        raise typer.Exit(128 + received.signum)
+        typer.echo(f"edge-convert: interrupted by {SIGNAL_NAMES[received.signum]} after every file was written", err=True)
+        raise typer.Exit(received.exit_status)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.labels import LABELS
+from tests.conftest import SHARED_FER
 from tests.synthetic import synthetic_face, write_folder
 from trainer import fer2013
 from trainer.fer2013 import DataError, load_fer2013
@@ -209,9 +210,9 @@ def test_empty_and_padded_images(tmp_path):
         _load(root, tmp_path)
 
 
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "fer2013" / "train").is_dir(), reason="no FER-2013 here")
+@pytest.mark.skipif(not (SHARED_FER / "train").is_dir(), reason=f"{SHARED_FER} is not here")
 def test_a_real_fer2013_jpeg_cut_to_a_third_is_refused(tmp_path):
-    real = sorted((Path(__file__).resolve().parents[2] / "shared" / "fer2013" / "train" / "happy").glob("*.jpg"))[0]
+    real = sorted((SHARED_FER / "train" / "happy").glob("*.jpg"))[0]
     root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
     cut = root / "train" / "happy" / real.name
     cut.write_bytes(real.read_bytes()[: real.stat().st_size // 3])

@@ -6,8 +6,7 @@ Tolerance: a data-parallel run sees the same global batches as one device, so it
 training loss must match to 1e-5 (relative) and its weights to 1e-5 (absolute); what remains is
 the order in which the devices' gradients are summed.
 
-The runs need JAX, which the `all` extra leaves out (jaxlib and SciPy add about 120 MB to
-every install): without it they skip, saying so; `pip install '.[distributed]'` runs them.
+The runs need JAX (the `distributed` extra, part of `all`): without it they skip, saying so.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.distributed import DistributionError, settings_from
+from trainer.distributed import INSTALL_HINT, DistributionError, settings_from
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5
@@ -108,7 +107,7 @@ def runs(tmp_path_factory, fer_folder):
     """One device, two simulated devices (stopped after epoch 1, then resumed), and two
     processes on 127.0.0.1, each distilling the tiny network from a tiny teacher for two
     epochs. Started together: most of their time is JAX starting and compiling."""
-    pytest.importorskip("jax", reason="the data-parallel runs need JAX: pip install '.[distributed]' (not in the 'all' extra)")
+    pytest.importorskip("jax", reason=f"the data-parallel runs need JAX: {INSTALL_HINT}")
     keras = pytest.importorskip("keras")
     from tests.training_helpers import build_tiny
 

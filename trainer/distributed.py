@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
+from edge_runtime.formats import install_hint
+
 # What Keras's own `initialize` reads when it is given nothing (its documented variables).
 ENV_COORDINATOR = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 ENV_NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 ENV_PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
-INSTALL_HINT = "pip install '.[distributed]' (JAX for CPUs; on GPUs the jax extra that matches the CUDA driver)"
+INSTALL_HINT = f"{install_hint('distributed')}: JAX for CPUs; on GPUs the jax extra that matches the CUDA driver"
 
 
 class DistributionError(ValueError):
