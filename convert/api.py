@@ -25,7 +25,7 @@ from convert.job import ExportJob
 from convert.onnx_export import remove_stranded_work_dirs
 from convert.source import check_model_file, load_source_model
 from convert.verify import Thresholds, format_table, predict_in_batches, verify_export
-from edge_runtime.atomic import atomic_path, remove_stranded, write_json_atomic
+from edge_runtime.atomic import atomic_path, remove_own_temporaries, remove_stranded, write_json_atomic
 from edge_runtime.formats import ModelFormat, get_backend
 from edge_runtime.integrity import CHECKSUM_KEY, checksum_of_file, stamp_onnx
 from edge_runtime.metadata import ModelMetadata, file_sha256, sidecar_path
@@ -190,23 +190,32 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
     if verification is not None:
         keras_probabilities = predict_in_batches(job.serving_function(), verification.batch)
 
-    results = []
-    for row in rows:
-        path = config.out_dir / row.file_name(stem)
-        say(f"{row.name}: writing {path}")
-        export_metadata = _export_atomically(job, row, path)
-        report = None
-        if verification is not None:
-            say(f"{row.name}: verifying on {len(verification)} faces")
-            verification_result = verify_export(path, row, verification, keras_probabilities, config.thresholds)
-            report = _report(config, row, path, export_metadata, verification_result)
-            write_json_atomic(_report_path(path), report)
-        elif _report_path(path).exists():
-            _report_path(path).unlink()  # A report of an earlier file would describe a file that is gone.
-        passed = report is None or report["verification"]["passed"]
-        results.append(ExportResult(row.name, path, path.stat().st_size, report, passed))
+    try:
+        results = [_export_one(config, job, row, stem, verification, keras_probabilities, say) for row in rows]
+    except BaseException:
+        # A stop signal (or the error a library made of it) can land between a temporary
+        # file's creation and its clean-up; nothing of this run's may stay behind.
+        remove_own_temporaries(config.out_dir)
+        raise
     say(f"{len(results)} file(s) in {time.perf_counter() - started:.1f} s")
     return results
+
+
+def _export_one(config, job, row, stem, verification, keras_probabilities, say) -> ExportResult:
+    """Writes one export, verifies it and writes its report."""
+    path = config.out_dir / row.file_name(stem)
+    say(f"{row.name}: writing {path}")
+    export_metadata = _export_atomically(job, row, path)
+    report = None
+    if verification is not None:
+        say(f"{row.name}: verifying on {len(verification)} faces")
+        verification_result = verify_export(path, row, verification, keras_probabilities, config.thresholds)
+        report = _report(config, row, path, export_metadata, verification_result)
+        write_json_atomic(_report_path(path), report)
+    elif _report_path(path).exists():
+        _report_path(path).unlink()  # A report of an earlier file would describe a file that is gone.
+    passed = report is None or report["verification"]["passed"]
+    return ExportResult(row.name, path, path.stat().st_size, report, passed)
 
 
 def results_table(results: list[ExportResult]) -> str:

@@ -58,23 +58,30 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def _temporaries(folder: str | os.PathLike, target_name: str | None = None) -> Iterator[tuple[Path, int]]:
+    """(path, writer's process id) of every temporary file in `folder` (of `target_name` only)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        match = _TEMPORARY_NAME.match(path.name)
+        if match and path.is_file() and not path.is_symlink() and target_name in (None, match["target"]):
+            yield path, int(match["pid"])
+
+
 def stranded_files(folder: str | os.PathLike, target_name: str | None = None) -> list[Path]:
     """Temporary files in `folder` (of `target_name` only, when given) whose writing process
     no longer exists."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.iterdir():
-        match = _TEMPORARY_NAME.match(path.name)
-        if not match or not path.is_file() or path.is_symlink():
-            continue
-        if target_name is not None and match["target"] != target_name:
-            continue
-        pid = int(match["pid"])
-        if pid != os.getpid() and not process_exists(pid):
-            found.append(path)
-    return sorted(found)
+    return sorted(path for path, pid in _temporaries(folder, target_name) if pid != os.getpid() and not process_exists(pid))
+
+
+def remove_own_temporaries(folder: str | os.PathLike) -> None:
+    """Deletes this process's temporary files in `folder`: on the way out of an interrupted run,
+    for one a signal stranded between its creation and the `atomic_path` block's clean-up."""
+    for path, pid in _temporaries(folder):
+        if pid == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def remove_stranded(folder: str | os.PathLike, target_name: str | None = None) -> list[Path]:

@@ -94,3 +94,21 @@ def test_sigterm_and_sighup_delete_the_temporary_files_on_the_way_out(tmp_path, 
     assert stopped.returncode == 128 + signum
     assert f"interrupted by {signal.Signals(signum).name}" in stopped.stderr
     assert hidden(out) == []
+
+
+def test_a_stop_between_a_temporary_file_and_its_clean_up_strands_nothing(tmp_path, tiny_model, monkeypatch):
+    """The race the signal tests can only hit by chance: a stop lands after a temporary file of
+    this process exists but before the code that would delete it runs."""
+    import convert.api
+    from edge_runtime.stopping import Stopped
+
+    out = tmp_path / "out"
+
+    def interrupted_export(job, row, path):
+        (path.parent / f".{path.name}.{os.getpid()}.abcd1234{path.suffix}").write_bytes(b"half a model")
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(convert.api, "_export_atomically", interrupted_export)
+    result = CliRunner().invoke(app, [str(tiny_model), *FORMATS, "--out", str(out)])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert hidden(out) == []
