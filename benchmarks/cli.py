@@ -27,7 +27,7 @@ from edge_runtime.detectors import DETECTOR_NAMES, DetectorError  # noqa: E402
 from edge_runtime.formats import BACKEND_NAMES  # noqa: E402
 from edge_runtime.limits import max_threads, threads_problem  # noqa: E402
 from edge_runtime.metadata import MetadataError  # noqa: E402
-from edge_runtime.output_paths import OutputError, check_writable  # noqa: E402
+from edge_runtime.output_paths import OutputError, refuse_shared_paths  # noqa: E402
 from edge_runtime.sources import SourceError  # noqa: E402
 from trainer.fer2013 import DataError  # noqa: E402
 
@@ -85,15 +85,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _int_list(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
+def _int_list(text: str, option: str, minimum: int = 1, maximum_problem=None) -> tuple[int, ...]:
+    """Comma-separated integers >= `minimum`; `maximum_problem(largest)` says what is wrong
+    with the largest value, or nothing."""
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         values = ()
     if not values or min(values) < minimum:
         raise typer.BadParameter(f"{text!r}: expected comma-separated integers >= {minimum}, e.g. 1,2,4", param_hint=option)
-    if option == "--threads" and threads_problem(max(values)):
-        raise typer.BadParameter(threads_problem(max(values)), param_hint=option)
+    problem = maximum_problem(max(values)) if maximum_problem else None
+    if problem:
+        raise typer.BadParameter(problem, param_hint=option)
     return values
 
 
@@ -159,13 +162,12 @@ def _run(call, outputs: dict[str, Path | None]):
 
     Args:
         call: the benchmark.
-        outputs: output option -> path; each is checked before the benchmark runs, so that a
-            folder given for --json or a missing matplotlib for --plot costs no measuring time.
+        outputs: output option -> path; each is checked before the benchmark runs (writable,
+            and no two naming one file), so that a folder given for --json or a missing
+            matplotlib for --plot costs no measuring time.
     """
     try:
-        for option, path in outputs.items():
-            if path is not None:
-                check_writable(path, option)
+        refuse_shared_paths(None, outputs)
         if outputs.get("--plot"):
             check_plotting()
         return call()
@@ -208,7 +210,7 @@ def models(
     config = ModelsConfig(
         models=tuple(model or ()),
         variants_of=variants_of,
-        threads=_int_list(threads, "--threads") if threads else default_threads(),
+        threads=_int_list(threads, "--threads", maximum_problem=threads_problem) if threads else default_threads(),
         batch=batch,
         loop=LoopSettings(warmup=warmup, min_runs=min_runs, min_time=min_time),
         data=data,

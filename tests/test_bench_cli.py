@@ -104,6 +104,13 @@ def test_accuracy_of_a_file_no_backend_runs(fer_folder, tmp_path):
     assert error_line(result).startswith(f"edge-bench: error: {notes}: no backend runs '.txt' files")
 
 
+def test_two_outputs_naming_one_file_are_refused_before_measuring(fer_folder, tmp_path):
+    same = tmp_path / "report.txt"
+    result = invoke("accuracy", "--data", fer_folder, "--json", same, "--markdown", same)
+    assert error_line(result) == f"edge-bench: error: --markdown {same}: is also the --json output; give each output its own path"
+    assert not same.exists()
+
+
 def test_unknown_split_is_a_usage_error(fer_folder):
     result = invoke("accuracy", "--data", fer_folder, "--split", "holdout")
     assert result.exit_code == 2
