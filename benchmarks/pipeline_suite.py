@@ -68,26 +68,26 @@ class PipelineConfig:
 
 
 def detector_file(name: str, explicit: Path | None) -> tuple[str, str]:
-    """The model file a benchmark gives detector `name` ("" for the cache's copy, or for a
-    detector without one), and why the detector cannot run here ("" when it can)."""
-    from edge_runtime.detectors import get_detector_info, model_files
+    """The model file a benchmark gives detector `name` (`explicit`, or "" for the cache's copy
+    and for a detector that reads none), and why the detector cannot run here ("" when it can).
+    The file is found as the runtime finds it (`model_files.resolve`), but never downloaded."""
+    from edge_runtime.detectors import DetectorError, get_detector_info, model_files
 
     info = get_detector_info(name)
     if info.model_file is None:
         return "", ""
-    if explicit is not None:
-        return str(explicit), "" if Path(explicit).is_file() else f"{explicit}: no such detector model file"
-    if model_files.cached_path(info.model_file).is_file():
-        return "", ""
-    return "", (f"{info.model_file.file_name} is not in {model_files.cache_dir()}: run 'edge-run --fetch-models' first, "
-                "or pass --detector-model")
+    try:
+        model_files.resolve(info.model_file, explicit, download=False)
+    except DetectorError as error:
+        return "", f"{error} (or pass --detector-model)"
+    return str(explicit or ""), ""
 
 
 def default_pipeline_threads() -> int:
     return min(2, usable_cores())
 
 
-def row_name(fmt: str, scale: float, every: int, detector: str = "haar") -> str:
+def row_name(fmt: str, scale: float, every: int, detector: str) -> str:
     return f"{fmt} {detector} scale {scale:g} every {every}"
 
 
@@ -110,6 +110,7 @@ def plan_pipeline(config: PipelineConfig, models: list[Path], seed_keras: Path |
     else:
         jobs.append(PipelineJob(SEED_STYLE, model=str(seed_keras), backend="keras", style="seed", precision="fp32", **common))
     formats = {path: guess_format(path) for path in models}
+    detector_files = {detector: detector_file(detector, config.detector_model) for detector in config.detectors}
     sweep_model = next((p for name in SWEEP_PREFERENCE for p in models if formats[p] == name), models[0] if models else None)
     grid = [(DEFAULT_SCALE, 1)]
     for model in models:
@@ -118,12 +119,12 @@ def plan_pipeline(config: PipelineConfig, models: list[Path], seed_keras: Path |
         try:
             backend = backend_for_path(model).name
         except ValueError as error:
-            decided.append(skipped_row(row_name(fmt, DEFAULT_SCALE, 1), f"format unsupported: {error}", model=str(model)))
+            decided.append(skipped_row(fmt, f"format unsupported: {error}", model=str(model)))  # no detector ran
             continue
         check = runtime_check(backend)
         precision = get_format(fmt).precision if fmt in FORMAT_NAMES else ""
         for detector in config.detectors:
-            detector_model, missing = detector_file(detector, config.detector_model)
+            detector_model, missing = detector_files[detector]
             for scale, every in dict.fromkeys(settings):
                 job = PipelineJob(row_name(fmt, scale, every, detector), model=str(model), backend=backend, detect_scale=scale,
                                   detect_every=every, detector=detector, detector_model=detector_model, precision=precision,

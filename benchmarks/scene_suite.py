@@ -59,16 +59,16 @@ class SceneConfig:
         return data
 
 
-def open_detector(model: Path | None, config: SceneConfig, detector: str = "haar"):
+def open_detector(model: Path | None, config: SceneConfig, detector: str):
     """The runtime pipeline as `edge-run` builds it, but without smoothing: consecutive scene
     frames hold different people, and averaging one with the next would blur the score. A
     benchmark never downloads: a detector whose file is neither passed nor cached fails its row."""
+    from benchmarks.pipeline_suite import detector_file
     from edge_runtime.api import EmotionDetector
-    from edge_runtime.detectors import DetectorSettings, get_detector_info
+    from edge_runtime.detectors import DetectorSettings
 
-    needs_file = get_detector_info(detector).model_file is not None
-    settings = DetectorSettings(name=detector, model=config.detector_model if needs_file else None,
-                                detect_scale=config.detect_scale, download=False)
+    model_file, _ = detector_file(detector, config.detector_model)  # a missing file fails below, with its reason
+    settings = DetectorSettings(name=detector, model=model_file or None, detect_scale=config.detect_scale, download=False)
     return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detector=settings,
                            detect_every=1, smooth=0.0, min_confidence=0.0)
 
