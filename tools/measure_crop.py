@@ -29,6 +29,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from benchmarks.accuracy_bench import predict_split
 from benchmarks.inputs import load_eval_split
 from benchmarks.scene import SceneSettings, build_scene
 from benchmarks.scenes import match_boxes
@@ -62,11 +63,9 @@ def geometry(found) -> dict:
     return {name: [round(float(q), 4) for q in np.percentile(values[:, i], (25, 50, 75))] for i, name in enumerate(names)}
 
 
-def accuracy(backend, found, mapping: CropMapping) -> float:
+def accuracy(backend, found, labels: np.ndarray, mapping: CropMapping) -> float:
     crops = [mapping.crop(image, detection) for image, detection, _, _, _ in found]
-    labels = np.asarray([label for _, _, _, label, _ in found])
-    predictions = np.concatenate([backend.predict_faces(crops[i : i + 256], True) for i in range(0, len(crops), 256)])
-    return float((predictions.argmax(axis=1) == labels).mean())
+    return float((predict_split(backend, crops, True).argmax(axis=1) == labels).mean())
 
 
 def main() -> None:
@@ -87,7 +86,8 @@ def main() -> None:
     backend = load_model(None, "auto")
     found = matched_faces(frames, chosen.detector, settings.iou_threshold)
     indices = np.asarray([index for *_, index in found])
-    own = backend.predict_faces(list(split.images[indices]), True).argmax(axis=1)
+    own = predict_split(backend, split.images[indices], True).argmax(axis=1)
+    labels = np.asarray([label for _, _, _, label, _ in found])
     report = {
         "detector": args.detector, "frames": args.frames, "tilt": args.tilt,
         "faces": sum(len(f.boxes) for f in frames), "detected": len(found),
@@ -100,7 +100,7 @@ def main() -> None:
     shifts = [float(v) for v in args.shifts.split(",")]
     for scale, shift_y, square, align in itertools.product(scales, shifts, (True, False), aligns):
         mapping = CropMapping(scale=scale, shift_y=shift_y, square=square, align_eyes=align)
-        report["grid"].append({**asdict(mapping), "label_accuracy": accuracy(backend, found, mapping)})
+        report["grid"].append({**asdict(mapping), "label_accuracy": accuracy(backend, found, labels, mapping)})
     report["grid"].sort(key=lambda row: -row["label_accuracy"])
     for row in report["grid"][:10]:
         print(row)
