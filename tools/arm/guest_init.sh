@@ -44,7 +44,7 @@ pip list --format=json > $R/pip_list.json 2>/dev/null
 
 # YuNet when run_on_arm.sh put its file in the cache (there is no network to fetch it), else Haar.
 detector=haar
-[ -f $HOME/.cache/edge-emotion/models/face_detection_yunet_2026may.onnx ] && detector=yunet
+[ -f $HOME/.cache/edge-emotion/models/@YUNET_NAME@ ] && detector=yunet
 for backend in onnx tflite; do
     t0=$(now)
     edge-run --source demo --no-display --backend $backend --detector $detector --jsonl $R/$backend.jsonl > $R/$backend.log 2>&1

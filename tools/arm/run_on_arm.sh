@@ -29,7 +29,9 @@ FROM=""
 UNTIL=""
 ONLY=""
 RUN_TESTS=1
-YUNET="${YUNET:-${REPO}/../shared/models/face_detection_yunet_2026may.onnx}"
+# The name the runtime looks the YuNet file up by in its cache (edge_runtime/detectors/table.py).
+YUNET_NAME=face_detection_yunet_2026may.onnx
+YUNET="${YUNET:-${REPO}/../shared/models/${YUNET_NAME}}"
 GUEST_TIMEOUT="${GUEST_TIMEOUT:-60m}"
 # The most the guest spends on the runtime's tests (it starts no test file after that).
 TEST_MINUTES="${TEST_MINUTES:-25}"
@@ -137,12 +139,12 @@ stage_stage() {
     find "$ROOT/src" -name __pycache__ -prune -exec rm -rf {} +
     if [[ -f "$YUNET" ]]; then
         # In the cache, so edge-run picks YuNet with no network; beside the tests, as in a clone.
-        cp "$YUNET" "$ROOT/root/.cache/edge-emotion/models/"
-        cp "$YUNET" "$ROOT/shared/models/"
+        cp "$YUNET" "$ROOT/root/.cache/edge-emotion/models/$YUNET_NAME"
+        cp "$YUNET" "$ROOT/shared/models/$YUNET_NAME"
     else
         echo "no YuNet file at $YUNET: the guest runs with the Haar cascade"
     fi
-    sed -e "s|@PROJECT_WHEEL@|$project|" -e "s|@RUN_TESTS@|$RUN_TESTS|" -e "s|@TEST_MINUTES@|$TEST_MINUTES|" \
+    sed -e "s|@PROJECT_WHEEL@|$project|" -e "s|@YUNET_NAME@|$YUNET_NAME|" -e "s|@RUN_TESTS@|$RUN_TESTS|" -e "s|@TEST_MINUTES@|$TEST_MINUTES|" \
         "$REPO/tools/arm/guest_init.sh" > "$ROOT/run.sh"
     chmod +x "$ROOT/run.sh"
 }
