@@ -184,7 +184,7 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
     calibration, verification = _load_faces(config, rows, metadata, calibration_path, verify_path, say)
 
     say(f"loading {config.model_path}")
-    source = load_source_model(config.model_path)
+    source = load_source_model(config.model_path, metadata)
     job = ExportJob(source=source, calibration=None if calibration is None else calibration.batch, float_io=config.float_io)
     keras_probabilities = None
     if verification is not None:

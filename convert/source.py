@@ -74,13 +74,18 @@ def check_model_file(path: Path) -> ModelMetadata:
     return metadata
 
 
-def load_source_model(path: Path) -> SourceModel:
+def load_source_model(path: Path, metadata: ModelMetadata | None = None) -> SourceModel:
     """Loads the Keras model at `path` and checks its input and output shapes.
+
+    Args:
+        path: the .keras file.
+        metadata: what `check_model_file(path)` returned, when the caller ran it already (the
+            check reads the whole archive once).
 
     Raises:
         ConvertError: the file is not loadable, or the network is not a 48x48x1 -> 7 classifier.
     """
-    metadata = check_model_file(path)
+    metadata = metadata or check_model_file(path)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         with native_stderr_silenced():
