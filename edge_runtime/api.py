@@ -255,8 +255,7 @@ class EmotionDetector:
 
     def crop_box(self, box) -> tuple[int, int, int, int]:
         """The (x, y, w, h) region the model reads for a detector box, before any eye levelling."""
-        centre_x, centre_y, w, h = self.crop.region(box, self.crop_margin)
-        return int(round(centre_x - w / 2)), int(round(centre_y - h / 2)), int(round(w)), int(round(h))
+        return self.crop.box(box, self.crop_margin)
 
     def _classify(self, crops: list[np.ndarray], tracked: list, detect_seconds: float) -> list[Face]:
         started = time.perf_counter()

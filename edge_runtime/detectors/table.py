@@ -57,6 +57,11 @@ class CropMapping:
 
         return crop_region(box, self.scale * (1 + 2 * margin), (self.shift_x, self.shift_y), self.square)
 
+    def box(self, box, margin: float = 0.0) -> tuple[int, int, int, int]:
+        """The (x, y, w, h) region of `region`, in whole pixels (before any eye levelling)."""
+        centre_x, centre_y, w, h = self.region(box, margin)
+        return int(round(centre_x - w / 2)), int(round(centre_y - h / 2)), int(round(w)), int(round(h))
+
     def crop(self, frame, detection, margin: float = 0.0):
         """The crop of `frame` the model reads for a Detection (eyes levelled when asked and known)."""
         from edge_runtime.preprocess import crop_mapped, eye_angle
@@ -124,7 +129,7 @@ DETECTORS: tuple[DetectorInfo, ...] = (
         detect_scale=0.5,
         # Half size keeps a 640x480 video at 100 FPS; a photo has no frame rate to keep and
         # comes in any size. Searched at a longer side of 640 px (InsightFace's detector size
-        # too), YuNet finds 97.6% of the faces of 640x480 scene photos against 93.0% at half
+        # too), YuNet finds 97.6% of the faces of 640x480 scene photos against 93.3% at half
         # size, and the same in photos 2 and 4 times larger, at 10-14 ms a photo
         # (bench/photo_side.json, tools/measure_photo_side.py).
         photo_side=640,
