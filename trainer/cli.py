@@ -141,18 +141,15 @@ def main(
     if problem:  # before the data: decoding FER-2013 takes a while and would be wasted
         typer.echo(f"edge-train: error: {problem}", err=True)
         raise typer.Exit(1)
-    from trainer.config import ConfigError, TrainConfig, make_config
+    from trainer.config import ConfigError, make_config
     from trainer.distributed import DistributionError, settings_from
-    from trainer.train import TrainingError, train
+    from trainer.train import TrainingError, resumed_config, train
 
     new_out = None  # a --out folder this command creates, removed again if the run fails to start
     try:
         distribution = settings_from(devices, coordinator, num_processes, process_id)
         if resume is not None:
-            config_path = resume / "config.json"
-            if not config_path.exists():
-                raise TrainingError(f"{resume}: no config.json; expected a run folder written by edge-train")
-            config = TrainConfig.load(config_path)
+            config = resumed_config(resume)
         else:
             if data is None or out is None:
                 raise typer.BadParameter("--data and --out are required (or --resume RUN_DIR)")

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from edge_runtime.atomic import write_json_atomic
+from trainer.run_files import RunFileError, check_fields, read_json_object
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run; saved as `config.json` in the run folder.
 
+    The files outside the run (data, teachers, teacher_targets, weights, cache_dir) are
+    absolute paths (`make_config`); a relative one, in a config.json of an older version, is
+    relative to the working folder edge-train runs in.
+
     Attributes:
         data: fer2013.csv or a FER-2013 folder layout.
-        out: the run folder.
+        out: the run folder (as given when the run started; a resumed run trains in the folder
+            --resume names, wherever the run was copied or moved: `trainer.train.resumed_config`).
         arch: a name from `trainer.models.ARCHITECTURES`.
         epochs: epochs to run (0 with `weights`: evaluate and package existing weights).
         batch_size: faces per step.
@@ -94,11 +99,38 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        """Reads a run's config.json back; settings it lacks (runs written before they
+        existed) take their defaults, names it does not know are ignored.
+
+        Raises:
+            RunFileError: not JSON, not an object, no `data` or `out`, a value of the wrong
+                type or an unknown choice, naming the file and the field.
+        """
+        path = Path(path)
+        data = read_json_object(path, "the run's settings (data, out, arch, epochs, ...)")
+        kinds = {f.name: _JSON_KIND[f.type] for f in fields(cls)}
+        check_fields(path, data, {f.name: kinds[f.name] for f in fields(cls) if f.default is MISSING}, kinds)
         # Runs written before the schedule was its own setting: Adam implied the seed's decay.
         data.setdefault("schedule", "inverse-time" if data.get("optimizer") == "adam" else "cosine")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in kinds})
+        if config.arch not in RECIPES:
+            raise RunFileError(f"{path}: 'arch' is {config.arch!r}; expected one of {', '.join(RECIPES)}")
+        try:
+            _check_choices(config)
+        except ConfigError as error:
+            raise RunFileError(f"{path}: {error}") from None
+        return config
+
+
+# The JSON kind (`trainer.run_files.JSON_KINDS`) each annotation of TrainConfig reads back from.
+_JSON_KIND = {
+    "str": "a string",
+    "str | None": "a string or null",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "tuple[str, ...]": "a list of strings",
+}
 
 
 # What each architecture trains with unless the command line says otherwise.
@@ -178,6 +210,9 @@ class ConfigError(ValueError):
 def make_config(data: str, out: str, arch: str | None = None, preset: str | None = None, **overrides) -> TrainConfig:
     """The preset (or the architecture's recipe), with every override that is not None applied.
 
+    `data` and the other files outside the run (teachers, targets, weights, cache) are
+    recorded as absolute paths; `out` is kept as given.
+
     Raises:
         ConfigError: an unknown preset, an --arch that contradicts the preset, or a
             distillation preset without teachers.
@@ -198,8 +233,20 @@ def make_config(data: str, out: str, arch: str | None = None, preset: str | None
         recipe = RECIPES[arch]
     base = replace(TrainConfig(data=data, out=out, arch=arch), **recipe)
     config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(config, **{name: _absolute(getattr(config, name)) for name in OUTSIDE_PATHS if getattr(config, name)})
     _check_choices(config)
     return config
+
+
+# The files outside the run folder that a config names: recorded absolute, so that the run
+# resumes from any working folder (the run folder itself is wherever --resume finds it).
+OUTSIDE_PATHS = ("data", "teachers", "teacher_targets", "weights", "cache_dir")
+
+
+def _absolute(paths: str | tuple[str, ...]) -> str | tuple[str, ...]:
+    if isinstance(paths, tuple):
+        return tuple(str(Path(path).absolute()) for path in paths)
+    return str(Path(paths).absolute())
 
 
 def _check_choices(config: TrainConfig) -> None:

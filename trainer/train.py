@@ -11,7 +11,6 @@ A run folder holds:
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from contextlib import nullcontext
@@ -33,6 +32,7 @@ from trainer.config import TrainConfig
 from trainer.epoch_batches import batch_bounds
 from trainer.fer2013 import DataError, FerData, load_fer2013
 from trainer.metrics import classification_report
+from trainer.run_files import RunFileError, read_state
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
@@ -60,6 +60,25 @@ class RunPaths:
     @property
     def best(self) -> Path:
         return self.root / "model.keras"
+
+
+def resumed_config(run_dir: Path) -> TrainConfig:
+    """The config that continues the run in `run_dir` (with `train(config, resume=True)`).
+
+    `run_dir` is the run wherever it is now: a copied or moved run folder trains in place,
+    whatever `out` its config.json recorded when the run started.
+
+    Raises:
+        TrainingError: no config.json, or one that cannot be read back (naming the file).
+    """
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.exists():
+        raise TrainingError(f"{run_dir}: no config.json; expected a run folder written by edge-train")
+    try:
+        config = TrainConfig.load(paths.config)
+    except RunFileError as error:
+        raise TrainingError(str(error)) from None
+    return replace(config, out=str(run_dir))
 
 
 def load_training_data(config: TrainConfig) -> FerData:
@@ -194,7 +213,10 @@ def _start_state(paths: RunPaths, config: TrainConfig, resume: bool, writes: boo
     if resume:
         if not paths.state.exists():
             raise TrainingError(f"{paths.root}: no state.json; expected a run folder written by edge-train")
-        return json.loads(paths.state.read_text(encoding="utf-8"))
+        try:
+            return read_state(paths.state)
+        except RunFileError as error:
+            raise TrainingError(str(error)) from None
     fresh = {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0, "history": [], "train_seconds": 0.0}
     if not writes:
         return fresh
