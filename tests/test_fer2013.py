@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import cv2
@@ -242,3 +243,54 @@ def test_edge_train_names_the_truncated_image_and_leaves_no_run_folder(tmp_path)
     (tmp_path / "run").mkdir()  # a folder that was there before is the user's: kept
     assert CliRunner().invoke(app, args).exit_code == 1
     assert (tmp_path / "run").is_dir()
+
+
+def _without_training_faces_of(root: Path, label: str) -> Path:
+    """`root`'s train/<label>/ folder emptied: the class has no training face left."""
+    for file in (root / "train" / label).iterdir():
+        file.unlink()
+    return root / "train" / label
+
+
+def _csv_without_training_rows_of(folder: Path, code: int) -> Path:
+    """A fer2013.csv in `folder` whose class `code` has PublicTest rows but no Training rows."""
+    rows = [[code, GOOD_PIXELS, "PublicTest"]] + [[other, GOOD_PIXELS, usage] for other in range(7) if other != code
+                                                  for usage in ("Training", "PublicTest")]
+    return _csv_with(folder, rows)
+
+
+def test_a_class_without_training_faces_is_named_in_one_warning_line(tmp_path, capsys):
+    from trainer.config import make_config
+    from trainer.train import load_training_data
+
+    root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
+    empty = _without_training_faces_of(root, "disgust")
+    shutil.rmtree(root / "train" / "fear")  # a class folder that is not there at all
+    csv_file = _csv_without_training_rows_of(tmp_path, 5)
+    for data in (root, csv_file):
+        load_training_data(make_config(str(data), str(tmp_path / "run"), cache_dir=str(tmp_path / "cache")))
+    assert capsys.readouterr().err.splitlines() == [
+        f"edge-train: warning: {empty}: no images; the model will never learn 'disgust'",
+        f"edge-train: warning: {root / 'train'}: no fear/ folder; the model will never learn 'fear'",
+        f"edge-train: warning: {csv_file}: no Training rows of emotion 5 (surprise); the model will never learn 'surprise'",
+    ]
+
+
+def test_edge_train_refuses_class_weight_balanced_without_a_class_and_leaves_no_run_folder(tmp_path):
+    pytest.importorskip("keras")
+    from typer.testing import CliRunner
+
+    from trainer.cli import app
+
+    empty = _without_training_faces_of(write_folder(tmp_path / "fer", train_per_class=2, test_per_class=1), "disgust")
+    csv_file = _csv_without_training_rows_of(tmp_path, 1)
+    for data, problem in ((tmp_path / "fer", f"{empty}: no images"), (csv_file, f"{csv_file}: no Training rows of emotion 1 (disgust)")):
+        args = ["--data", str(data), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--class-weight", "balanced"]
+        args += ["--epochs", "1"]  # short, should the refusal ever fail
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == (
+            f"edge-train: error: {problem}; --class-weight balanced needs faces of every class "
+            "(add 'disgust' faces, or leave out --class-weight balanced)"
+        )
+        assert not (tmp_path / "run").exists()

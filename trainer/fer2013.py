@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_path
-from edge_runtime.labels import NUM_CLASSES, csv_code_to_index, folder_to_index
+from edge_runtime.labels import FER_CSV_CODE_TO_LABEL, LABELS, NUM_CLASSES, csv_code_to_index, folder_to_index
 from edge_runtime.preprocess import FACE_SIZE, face_to_gray48
 
 CSV_HEADER = ("emotion", "pixels", "Usage")
@@ -76,6 +76,25 @@ class FerData:
             parts = [self.split("val"), self.split("test")]
             return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
         return self.split(name)
+
+
+def classes_without_training_faces(data: FerData) -> list[tuple[str, str]]:
+    """(label, where its faces were looked for and not found) for each class that has no face
+    in the train split: its class folder under train/ (empty, or absent), or the CSV's
+    Training rows. A model trained on such data never predicts that class.
+    """
+    counts = data.split("train").class_counts()
+    missing = [label for label, count in zip(LABELS, counts) if count == 0]
+    if data.layout == "csv":
+        codes = {label: code for code, label in FER_CSV_CODE_TO_LABEL.items()}
+        return [(label, f"{data.source}: no Training rows of emotion {codes[label]} ({label})") for label in missing]
+    train_dir = Path(data.source) / "train"
+    folders = {folder_to_index(p.name): p for p in train_dir.iterdir() if p.is_dir()} if train_dir.is_dir() else {}
+    found = []
+    for label in missing:
+        folder = folders.get(LABELS.index(label))
+        found.append((label, f"{folder}: no images" if folder else f"{train_dir}: no {label}/ folder"))
+    return found
 
 
 def default_cache_dir() -> Path:

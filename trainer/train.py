@@ -30,7 +30,7 @@ from edge_runtime.version import __version__
 from trainer.batches import predict_in_batches
 from trainer.config import TrainConfig
 from trainer.epoch_batches import batch_bounds
-from trainer.fer2013 import DataError, FerData, load_fer2013
+from trainer.fer2013 import DataError, FerData, classes_without_training_faces, load_fer2013
 from trainer.metrics import classification_report
 from trainer.run_files import RunFileError, read_state
 
@@ -82,13 +82,26 @@ def resumed_config(run_dir: Path) -> TrainConfig:
 
 
 def load_training_data(config: TrainConfig) -> FerData:
-    """Loads and checks the data before anything else happens."""
+    """Loads and checks the data before anything else happens; warns, one line each, of a
+    class without training faces (refused with --class-weight balanced).
+
+    Raises:
+        DataError: an empty train or val split, or a class without training faces to balance.
+    """
     data = load_fer2013(config.data, cache_dir=config.cache_dir)
     for split in ("train", "val"):
         if len(data.split(split)) == 0:
             what = "Training rows" if split == "train" else "PublicTest rows"
             where = what if data.layout == "csv" else ("train/<class>/ images" if split == "train" else "test/<class>/ images")
             raise DataError(f"{config.data}: the {split} split is empty; expected {where}")
+    for label, problem in classes_without_training_faces(data):
+        if config.class_weight == "balanced":
+            # Inverse class frequency is infinite for a class without faces: nothing to balance.
+            raise DataError(
+                f"{problem}; --class-weight balanced needs faces of every class (add '{label}' faces, "
+                "or leave out --class-weight balanced)"
+            )
+        print(f"edge-train: warning: {problem}; the model will never learn '{label}'", file=sys.stderr, flush=True)
     return data
 
 
