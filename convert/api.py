@@ -179,7 +179,22 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
     if not stem or "/" in stem or os.sep in stem:
         raise ConvertError(f"--name {stem!r}: expected a file name stem such as 'emotion'")
     calibration_path, verify_path = _data_paths(config, rows)
-    _check_output_dir(config.out_dir)
+    created = _check_output_dir(config.out_dir)
+    try:
+        results = _convert(config, rows, metadata, stem, calibration_path, verify_path, say)
+    except BaseException:
+        # A stop signal (or the error a library made of it) can land between a temporary
+        # file's creation and its clean-up; nothing of this run's may stay behind, nor an
+        # empty --out folder that would look like the place of a finished export.
+        remove_own_temporaries(config.out_dir)
+        _remove_empty_folders(created)
+        raise
+    say(f"{len(results)} file(s) in {time.perf_counter() - started:.1f} s")
+    return results
+
+
+def _convert(config, rows, metadata, stem, calibration_path, verify_path, say) -> list[ExportResult]:
+    """Loads the faces and the Keras model, then writes every export."""
     _remove_what_killed_runs_left(config.out_dir, say)
     calibration, verification = _load_faces(config, rows, metadata, calibration_path, verify_path, say)
 
@@ -189,16 +204,7 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
     keras_probabilities = None
     if verification is not None:
         keras_probabilities = predict_in_batches(job.serving_function(), verification.batch)
-
-    try:
-        results = [_export_one(config, job, row, stem, verification, keras_probabilities, say) for row in rows]
-    except BaseException:
-        # A stop signal (or the error a library made of it) can land between a temporary
-        # file's creation and its clean-up; nothing of this run's may stay behind.
-        remove_own_temporaries(config.out_dir)
-        raise
-    say(f"{len(results)} file(s) in {time.perf_counter() - started:.1f} s")
-    return results
+    return [_export_one(config, job, row, stem, verification, keras_probabilities, say) for row in rows]
 
 
 def _export_one(config, job, row, stem, verification, keras_probabilities, say) -> ExportResult:
@@ -223,16 +229,38 @@ def results_table(results: list[ExportResult]) -> str:
     return format_table([result.summary() for result in results])
 
 
-def _check_output_dir(out_dir: Path) -> None:
+def _check_output_dir(out_dir: Path) -> list[Path]:
+    """Creates `out_dir` when missing and checks that a file can be written in it.
+
+    Returns:
+        The folders it created, innermost first: a run that fails removes them again.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise ConvertError(f"{out_dir}: is a file; expected an output folder")
+    created = []
+    folder = out_dir
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(prefix=".edge-convert-", dir=out_dir)
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
+        _remove_empty_folders(created)
         raise ConvertError(f"{out_dir}: cannot write to the output folder ({error.strerror or error})") from None
+    return created
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Removes `folders` (innermost first) as long as they are empty; one that holds anything,
+    an export already written or a file of someone else's, stays with everything above it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _remove_what_killed_runs_left(out_dir: Path, say: Callable[[str], None]) -> None:

@@ -90,6 +90,7 @@ def test_sigkill_strands_a_file_that_the_next_run_removes(tmp_path, tiny_model):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_delete_the_temporary_files_on_the_way_out(tmp_path, tiny_model, signum):
     out = tmp_path / "out"
+    out.mkdir()  # a folder the run created would be removed with them, when still empty
     stopped = start_and_signal_while_writing(tiny_model, out, signum)
     assert stopped.returncode == 128 + signum
     assert f"interrupted by {signal.Signals(signum).name}" in stopped.stderr
@@ -103,6 +104,7 @@ def test_a_stop_between_a_temporary_file_and_its_clean_up_strands_nothing(tmp_pa
     from edge_runtime.stopping import Stopped
 
     out = tmp_path / "out"
+    out.mkdir()  # a folder the run created would be removed with the file, when still empty
 
     def interrupted_export(job, row, path):
         (path.parent / f".{path.name}.{os.getpid()}.abcd1234{path.suffix}").write_bytes(b"half a model")

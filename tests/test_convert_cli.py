@@ -163,6 +163,19 @@ def test_output_folder_that_cannot_be_created(tmp_path, tiny_model):
     assert error_line(result) == f"edge-convert: error: {blocked}: cannot write to the output folder (Not a directory)"
 
 
+def test_a_refused_run_removes_the_out_folder_it_created_and_keeps_an_existing_one(tmp_path, tiny_model):
+    empty = tmp_path / "faces"
+    empty.mkdir()
+    created, existing = tmp_path / "new" / "exports", tmp_path / "existing"
+    existing.mkdir()
+    for out in (created, existing):
+        result = invoke(tiny_model, "-f", "tflite", "--quantize", "--calibration-data", empty, "--no-verify", "--out", out)
+        assert result.exit_code == 1
+        assert error_line(result).startswith(f"edge-convert: error: calibration data: {empty}: no train/ or test/ folder;")
+    assert not (tmp_path / "new").exists()
+    assert existing.is_dir() and list(existing.iterdir()) == []
+
+
 def test_no_verification_data_found(tmp_path, tiny_model):
     # The tiny model has no run config.json next to it, so there is no default data set.
     result = invoke(tiny_model, "--format", "onnx", "--out", tmp_path)
