@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 
 # Long enough for a file name and a reason, short enough for one terminal line beside our text.
 FIRST_LINE_LIMIT = 160
+# Why a write failed, in the words a user acts on; other errors keep the system's wording.
+WRITE_FAILURES = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}
 
 
 def first_line(error: BaseException, limit: int = FIRST_LINE_LIMIT, default: str | None = None) -> str:
@@ -48,3 +51,9 @@ def first_sentences(error: BaseException, limit: int = FIRST_LINE_LIMIT, default
             break
         kept = longer
     return kept or line[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
+def os_error_reason(error: OSError) -> str:
+    """A few words for why a file operation failed: "disk full" for ENOSPC, "disk quota
+    exceeded" for EDQUOT, else the system's text (e.g. "Permission denied")."""
+    return WRITE_FAILURES.get(error.errno) or error.strerror or first_line(error)
