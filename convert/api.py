@@ -23,9 +23,9 @@ from convert.calibration import FaceSet, calibration_faces, load_data, training_
 from convert.errors import ConvertError
 from convert.free_space import check_free_space, expected_size
 from convert.job import ExportJob
-from convert.onnx_export import remove_stranded_work_dirs
 from convert.source import check_model_file, load_source_model
 from convert.verify import Thresholds, format_table, predict_in_batches, verify_export
+from convert.work_dir import own_temporary_folder, remove_stranded_work_dirs
 from edge_runtime.atomic import atomic_path, remove_own_temporaries, remove_stranded, write_json_atomic
 from edge_runtime.errors import os_error_reason
 from edge_runtime.formats import ModelFormat, get_backend
@@ -183,7 +183,9 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
     calibration_path, verify_path = _data_paths(config, rows)
     created = _check_output_dir(config.out_dir)
     try:
-        results = _convert(config, rows, metadata, stem, calibration_path, verify_path, say)
+        _remove_what_killed_runs_left(config.out_dir, say)
+        with own_temporary_folder():
+            results = _convert(config, rows, metadata, stem, calibration_path, verify_path, say)
     except BaseException:
         # A stop signal (or the error a library made of it) can land between a temporary
         # file's creation and its clean-up; nothing of this run's may stay behind, nor an
@@ -197,7 +199,6 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
 
 def _convert(config, rows, metadata, stem, calibration_path, verify_path, say) -> list[ExportResult]:
     """Loads the faces and the Keras model, then writes every export."""
-    _remove_what_killed_runs_left(config.out_dir, say)
     calibration, verification = _load_faces(config, rows, metadata, calibration_path, verify_path, say)
 
     say(f"loading {config.model_path}")
@@ -280,8 +281,8 @@ def _remove_empty_folders(folders: list[Path]) -> None:
 
 def _remove_what_killed_runs_left(out_dir: Path, say: Callable[[str], None]) -> None:
     """A run killed outright (SIGKILL, power loss) strands its hidden temporary exports (up to
-    several MB each) in the output folder and its int8 work folder in the system's; the next
-    run deletes those whose process is gone."""
+    several MB each) in the output folder and its temporary folder (TensorFlow's SavedModels,
+    the int8 work files) in the system's; the next run deletes those whose process is gone."""
     removed = remove_stranded(out_dir) + remove_stranded_work_dirs()
     if removed:
         say(f"removed {len(removed)} temporary file(s) left by an interrupted run: {', '.join(p.name for p in removed)}")

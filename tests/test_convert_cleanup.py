@@ -114,3 +114,27 @@ def test_a_stop_between_a_temporary_file_and_its_clean_up_strands_nothing(tmp_pa
     result = CliRunner().invoke(app, [str(tiny_model), *FORMATS, "--out", str(out)])
     assert result.exit_code == 128 + signal.SIGTERM, result.output
     assert hidden(out) == []
+
+
+def test_the_next_run_removes_the_temporary_folder_of_a_killed_run_not_that_of_a_live_one(tmp_path, tiny_model):
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    live = system_tmp / f"edge-convert-{os.getpid()}-x1y2z3"  # a conversion still running in this process
+    live.mkdir()
+    environment = {**os.environ, "TMPDIR": str(system_tmp)}
+    command = [str(EDGE_CONVERT), str(tiny_model), *FORMATS, "--out", str(tmp_path / "out")]
+    child = subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
+    try:
+        # Killed once TensorFlow has written a temporary file (autograph's source, a SavedModel).
+        while child.poll() is None and not any(path.is_file() for path in system_tmp.rglob("*")):
+            time.sleep(0.005)
+        assert child.poll() is None, "edge-convert finished before TensorFlow wrote a temporary file"
+    finally:
+        child.kill()
+        child.wait()
+    assert sorted(path.name for path in system_tmp.iterdir()) != [live.name]
+
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "left by an interrupted run" in done.stderr
+    assert [path.name for path in system_tmp.iterdir()] == [live.name]
