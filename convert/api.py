@@ -1,8 +1,8 @@
 """The conversion library: `.keras` in, verified TFLite and ONNX files out.
 
 Order of work, cheapest failure first: the model file and its sidecar, where the data is, the
-output folder, the data sets, then TensorFlow, the Keras model and its predictions, then one
-export at a time.
+output folder, the data sets, then TensorFlow, the Keras model, the room on the output disk
+and the model's predictions, then one export at a time.
 Each export is written to a temporary file and renamed into place (its sidecar likewise), so
 an interrupted or failed conversion never leaves a truncated model where a good one was. Its
 metadata carries a checksum of the file (`edge_runtime.integrity`), which the runtime checks.
@@ -13,19 +13,21 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convert import exporters
 from convert.calibration import FaceSet, calibration_faces, load_data, training_data_path, verification_faces
 from convert.errors import ConvertError
+from convert.free_space import check_free_space, expected_size
 from convert.job import ExportJob
-from convert.onnx_export import remove_stranded_work_dirs
 from convert.source import check_model_file, load_source_model
 from convert.verify import Thresholds, format_table, predict_in_batches, verify_export
+from convert.work_dir import own_temporary_folder, remove_stranded_work_dirs
 from edge_runtime.atomic import atomic_path, remove_own_temporaries, remove_stranded, write_json_atomic
+from edge_runtime.errors import os_error_reason
 from edge_runtime.formats import ModelFormat, get_backend
 from edge_runtime.integrity import CHECKSUM_KEY, checksum_of_file, stamp_onnx
 from edge_runtime.metadata import ModelMetadata, file_sha256, sidecar_path
@@ -179,43 +181,63 @@ def run_conversion(config: ConvertConfig, log: Callable[[str], None] | None = No
     if not stem or "/" in stem or os.sep in stem:
         raise ConvertError(f"--name {stem!r}: expected a file name stem such as 'emotion'")
     calibration_path, verify_path = _data_paths(config, rows)
-    _check_output_dir(config.out_dir)
-    _remove_what_killed_runs_left(config.out_dir, say)
+    created = _check_output_dir(config.out_dir)
+    try:
+        _remove_what_killed_runs_left(config.out_dir, say)
+        with own_temporary_folder():
+            results = _convert(config, rows, metadata, stem, calibration_path, verify_path, say)
+    except BaseException:
+        # A stop signal (or the error a library made of it) can land between a temporary
+        # file's creation and its clean-up; nothing of this run's may stay behind, nor an
+        # empty --out folder that would look like the place of a finished export.
+        remove_own_temporaries(config.out_dir)
+        _remove_empty_folders(created)
+        raise
+    say(f"{len(results)} file(s) in {time.perf_counter() - started:.1f} s")
+    return results
+
+
+def _convert(config, rows, metadata, stem, calibration_path, verify_path, say) -> list[ExportResult]:
+    """Loads the faces and the Keras model, then writes every export."""
     calibration, verification = _load_faces(config, rows, metadata, calibration_path, verify_path, say)
 
     say(f"loading {config.model_path}")
     source = load_source_model(config.model_path, metadata)
+    parameters = source.model.count_params()
+    check_free_space(config.out_dir, [(config.out_dir / row.file_name(stem), expected_size(row, parameters)) for row in rows])
     job = ExportJob(source=source, calibration=None if calibration is None else calibration.batch, float_io=config.float_io)
     keras_probabilities = None
     if verification is not None:
         keras_probabilities = predict_in_batches(job.serving_function(), verification.batch)
-
-    try:
-        results = [_export_one(config, job, row, stem, verification, keras_probabilities, say) for row in rows]
-    except BaseException:
-        # A stop signal (or the error a library made of it) can land between a temporary
-        # file's creation and its clean-up; nothing of this run's may stay behind.
-        remove_own_temporaries(config.out_dir)
-        raise
-    say(f"{len(results)} file(s) in {time.perf_counter() - started:.1f} s")
-    return results
+    return [_export_one(config, job, row, stem, verification, keras_probabilities, say) for row in rows]
 
 
 def _export_one(config, job, row, stem, verification, keras_probabilities, say) -> ExportResult:
     """Writes one export, verifies it and writes its report."""
     path = config.out_dir / row.file_name(stem)
     say(f"{row.name}: writing {path}")
-    export_metadata = _export_atomically(job, row, path)
+    with _writing(path):
+        export_metadata = _export_atomically(job, row, path)
     report = None
     if verification is not None:
         say(f"{row.name}: verifying on {len(verification)} faces")
         verification_result = verify_export(path, row, verification, keras_probabilities, config.thresholds)
         report = _report(config, row, path, export_metadata, verification_result)
-        write_json_atomic(_report_path(path), report)
+        with _writing(_report_path(path)):
+            write_json_atomic(_report_path(path), report)
     elif _report_path(path).exists():
         _report_path(path).unlink()  # A report of an earlier file would describe a file that is gone.
     passed = report is None or report["verification"]["passed"]
     return ExportResult(row.name, path, path.stat().st_size, report, passed)
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turns a failed write of `path` (a full disk, a lost permission) into one line naming it."""
+    try:
+        yield
+    except OSError as error:
+        raise ConvertError(f"{path}: cannot be written ({os_error_reason(error)})") from None
 
 
 def results_table(results: list[ExportResult]) -> str:
@@ -223,22 +245,44 @@ def results_table(results: list[ExportResult]) -> str:
     return format_table([result.summary() for result in results])
 
 
-def _check_output_dir(out_dir: Path) -> None:
+def _check_output_dir(out_dir: Path) -> list[Path]:
+    """Creates `out_dir` when missing and checks that a file can be written in it.
+
+    Returns:
+        The folders it created, innermost first: a run that fails removes them again.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise ConvertError(f"{out_dir}: is a file; expected an output folder")
+    created = []
+    folder = out_dir
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(prefix=".edge-convert-", dir=out_dir)
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        raise ConvertError(f"{out_dir}: cannot write to the output folder ({error.strerror or error})") from None
+        _remove_empty_folders(created)
+        raise ConvertError(f"{out_dir}: cannot write to the output folder ({os_error_reason(error)})") from None
+    return created
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Removes `folders` (innermost first) as long as they are empty; one that holds anything,
+    an export already written or a file of someone else's, stays with everything above it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _remove_what_killed_runs_left(out_dir: Path, say: Callable[[str], None]) -> None:
     """A run killed outright (SIGKILL, power loss) strands its hidden temporary exports (up to
-    several MB each) in the output folder and its int8 work folder in the system's; the next
-    run deletes those whose process is gone."""
+    several MB each) in the output folder and its temporary folder (TensorFlow's SavedModels,
+    the int8 work files) in the system's; the next run deletes those whose process is gone."""
     removed = remove_stranded(out_dir) + remove_stranded_work_dirs()
     if removed:
         say(f"removed {len(removed)} temporary file(s) left by an interrupted run: {', '.join(p.name for p in removed)}")

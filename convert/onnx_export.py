@@ -8,8 +8,6 @@ input signature, dynamic batch) is converted instead. The metadata goes into the
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,28 +16,13 @@ import numpy as np
 from convert.errors import ConvertError
 from convert.job import INPUT_NAME, OUTPUT_NAME, ExportJob
 from convert.quiet import logger_quieted, native_stderr_silenced
-from edge_runtime.atomic import process_exists
+from convert.work_dir import WORK_DIR_PREFIX
 from edge_runtime.errors import first_line
 from edge_runtime.metadata import ONNX_METADATA_KEY, ModelMetadata
 
 # Opset 17 (ONNX 1.12, 2022) runs on every ONNX Runtime of the last years, Raspberry Pi wheels included.
 OPSET = 17
 CALIBRATION_BATCH = 32
-# The int8 exporter's work folder in the system's temporary folder, named with the process id
-# so that the next run can delete what a killed one left (three models, several MB).
-WORK_DIR_PREFIX = "edge-convert-"
-
-
-def remove_stranded_work_dirs() -> list[Path]:
-    """Deletes the work folders of int8 exports whose process no longer exists; returns them."""
-    pattern = re.compile(rf"^{re.escape(WORK_DIR_PREFIX)}(?P<pid>[0-9]+)-")
-    removed = []
-    for path in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
-        match = pattern.match(path.name)
-        if match and path.is_dir() and not path.is_symlink() and not process_exists(int(match["pid"])):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
 
 
 def export_onnx_fp32(job: ExportJob, format_name: str, target: Path) -> ModelMetadata:
@@ -63,6 +46,8 @@ def export_onnx_int8(job: ExportJob, format_name: str, target: Path) -> ModelMet
 
     faces = job.calibration_batch(format_name)
     float_model = _float_model(job, format_name)
+    # Named with the process id (`convert.work_dir`): three models, several MB, that the next
+    # run deletes when this process is killed.
     with tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-") as work:
         float_path, prepared_path, quantized_path = (Path(work) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         onnx.save(float_model, float_path)

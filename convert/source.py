@@ -14,7 +14,7 @@ from typing import Any
 
 from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
-from edge_runtime.errors import first_line
+from edge_runtime.errors import first_sentences
 from edge_runtime.formats import install_hint
 from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.labels import NUM_CLASSES
@@ -22,6 +22,10 @@ from edge_runtime.metadata import MetadataError, ModelMetadata, file_sha256, rea
 from edge_runtime.preprocess import FACE_SIZE
 
 EXPECTED_INPUT = (FACE_SIZE, FACE_SIZE, 1)
+# Keras explains a refused file in sentences: what it found (a Lambda layer's Python code), why
+# it refuses it, then how to switch that protection off, which edge-convert does not offer.
+# Room for the first two, never a sentence cut in half.
+KERAS_REASON_LIMIT = 240
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def load_source_model(path: Path, metadata: ModelMetadata | None = None) -> Sour
         with native_stderr_silenced():
             model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged or foreign file.
-        raise ConvertError(f"{path}: not a loadable Keras model ({first_line(error)})") from None
+        raise ConvertError(f"{path}: not a loadable Keras model ({first_sentences(error, KERAS_REASON_LIMIT)})") from None
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConvertError(f"{path}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; expected one face input and one output")
     input_shape = tuple(model.inputs[0].shape)[1:]

@@ -90,6 +90,7 @@ def test_sigkill_strands_a_file_that_the_next_run_removes(tmp_path, tiny_model):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_delete_the_temporary_files_on_the_way_out(tmp_path, tiny_model, signum):
     out = tmp_path / "out"
+    out.mkdir()  # a folder the run created would be removed with them, when still empty
     stopped = start_and_signal_while_writing(tiny_model, out, signum)
     assert stopped.returncode == 128 + signum
     assert f"interrupted by {signal.Signals(signum).name}" in stopped.stderr
@@ -103,6 +104,7 @@ def test_a_stop_between_a_temporary_file_and_its_clean_up_strands_nothing(tmp_pa
     from edge_runtime.stopping import Stopped
 
     out = tmp_path / "out"
+    out.mkdir()  # a folder the run created would be removed with the file, when still empty
 
     def interrupted_export(job, row, path):
         (path.parent / f".{path.name}.{os.getpid()}.abcd1234{path.suffix}").write_bytes(b"half a model")
@@ -112,3 +114,27 @@ def test_a_stop_between_a_temporary_file_and_its_clean_up_strands_nothing(tmp_pa
     result = CliRunner().invoke(app, [str(tiny_model), *FORMATS, "--out", str(out)])
     assert result.exit_code == 128 + signal.SIGTERM, result.output
     assert hidden(out) == []
+
+
+def test_the_next_run_removes_the_temporary_folder_of_a_killed_run_not_that_of_a_live_one(tmp_path, tiny_model):
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    live = system_tmp / f"edge-convert-{os.getpid()}-x1y2z3"  # a conversion still running in this process
+    live.mkdir()
+    environment = {**os.environ, "TMPDIR": str(system_tmp)}
+    command = [str(EDGE_CONVERT), str(tiny_model), *FORMATS, "--out", str(tmp_path / "out")]
+    child = subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
+    try:
+        # Killed once TensorFlow has written a temporary file (autograph's source, a SavedModel).
+        while child.poll() is None and not any(path.is_file() for path in system_tmp.rglob("*")):
+            time.sleep(0.005)
+        assert child.poll() is None, "edge-convert finished before TensorFlow wrote a temporary file"
+    finally:
+        child.kill()
+        child.wait()
+    assert sorted(path.name for path in system_tmp.iterdir()) != [live.name]
+
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "left by an interrupted run" in done.stderr
+    assert [path.name for path in system_tmp.iterdir()] == [live.name]

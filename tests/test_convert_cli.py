@@ -4,7 +4,9 @@ result table, a failed verification, and atomic writes when an export fails or i
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import zipfile
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_runtime.metadata import ONNX_METADATA_KEY, sidecar_path
+from tests.conftest import REPOSITORY_MODELS
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnxruntime")
@@ -161,6 +164,19 @@ def test_output_folder_that_cannot_be_created(tmp_path, tiny_model):
     result = invoke(tiny_model, "--format", "onnx", "--no-verify", "--out", blocked)
     assert result.exit_code == 1
     assert error_line(result) == f"edge-convert: error: {blocked}: cannot write to the output folder (Not a directory)"
+
+
+def test_a_refused_run_removes_the_out_folder_it_created_and_keeps_an_existing_one(tmp_path, tiny_model):
+    empty = tmp_path / "faces"
+    empty.mkdir()
+    created, existing = tmp_path / "new" / "exports", tmp_path / "existing"
+    existing.mkdir()
+    for out in (created, existing):
+        result = invoke(tiny_model, "-f", "tflite", "--quantize", "--calibration-data", empty, "--no-verify", "--out", out)
+        assert result.exit_code == 1
+        assert error_line(result).startswith(f"edge-convert: error: calibration data: {empty}: no train/ or test/ folder;")
+    assert not (tmp_path / "new").exists()
+    assert existing.is_dir() and list(existing.iterdir()) == []
 
 
 def test_no_verification_data_found(tmp_path, tiny_model):
@@ -329,3 +345,65 @@ def test_an_interrupted_export_leaves_the_previous_file_untouched(tmp_path, tiny
     assert "interrupted" in result.output
     assert good.read_bytes() == b"GOOD MODEL" and sidecar_path(good).read_text() == "GOOD METADATA"
     assert _leftovers(good.parent) == []
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs, a disk that fills up. Mounting one needs root; elsewhere the test is skipped."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
+    except OSError as error:
+        pytest.skip(f"needs a 2 MB tmpfs: cannot run mount ({error})")
+    if mounted.returncode != 0:
+        pytest.skip(f"needs a 2 MB tmpfs: mount is not permitted here ({mounted.stderr.strip()})")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def _fill(path):
+    """Writes `path` until its disk is full, as another program could while a run converts."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(handle, bytes(4096))
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def test_a_disk_too_small_for_the_export_is_refused_before_converting(small_disk):
+    previous = small_disk / "emotion_fp32.onnx"
+    previous.write_bytes(b"GOOD MODEL")
+    result = invoke(REPOSITORY_MODELS / "emotion.keras", "-f", "onnx-fp32", "--no-verify", "--name", "emotion", "--out", small_disk)
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert line.startswith(f"edge-convert: error: {small_disk}: not enough disk space: ")
+    assert line.endswith("free some space or choose another --out")
+    assert "writing" not in result.output
+    assert previous.read_bytes() == b"GOOD MODEL" and os.listdir(small_disk) == ["emotion_fp32.onnx"]
+
+
+def test_a_disk_that_fills_during_the_run_keeps_the_previous_export(small_disk, tiny_model, monkeypatch):
+    import convert.api
+
+    previous = small_disk / "model_fp32.onnx"
+    previous.write_bytes(b"GOOD MODEL")
+    room_checked = convert.api.check_free_space
+
+    def check_then_fill(out_dir, exports):
+        room_checked(out_dir, exports)
+        _fill(small_disk / "filler")
+
+    monkeypatch.setattr(convert.api, "check_free_space", check_then_fill)
+    result = invoke(tiny_model, "-f", "onnx-fp32", "--no-verify", "--out", small_disk)
+    assert result.exit_code == 1
+    assert error_line(result) == f"edge-convert: error: {previous}: cannot be written (disk full)"
+    assert previous.read_bytes() == b"GOOD MODEL" and sorted(os.listdir(small_disk)) == ["filler", "model_fp32.onnx"]
