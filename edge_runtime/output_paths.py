@@ -7,6 +7,7 @@ through; no output may name the source or another output.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Mapping
@@ -70,6 +71,24 @@ def check_writable(path: str | os.PathLike, option: str = "output") -> None:
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {path}: cannot be created; {folder} is not a writable folder")
+
+
+def free_bytes(folder: str | os.PathLike) -> int:
+    """Bytes this process may still write on the file system holding `folder`.
+
+    Root may also fill the blocks a file system keeps in reserve (5% on ext4 by default), which
+    `f_bavail` leaves out.
+    """
+    usage = os.statvfs(folder)
+    return (usage.f_bfree if os.geteuid() == 0 else usage.f_bavail) * usage.f_frsize
+
+
+def write_failure(error: OSError) -> str:
+    """Why a write failed, for a one-line message: a full disk is named as such (the fix is to
+    free space, not to change permissions), anything else by the system's own words."""
+    if error.errno == errno.ENOSPC:
+        return "disk full (no space left on the device)"
+    return f"cannot be written ({error.strerror})"
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

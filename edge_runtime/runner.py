@@ -16,7 +16,7 @@ from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDete
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.draw import draw_faces
-from edge_runtime.output_paths import refuse_shared_paths
+from edge_runtime.output_paths import OutputError, refuse_shared_paths
 from edge_runtime.outputs import Outputs, to_bgr
 from edge_runtime.photos import AnnotatedImages
 from edge_runtime.sources import (
@@ -186,6 +186,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
     own_detector = detector is None
     summary = RunSummary(stage_seconds={"detect": 0.0, "preprocess": 0.0, "infer": 0.0})
     outputs = None
+    failed = True
     try:
         if detector is None:
             detector = build_detector(config)
@@ -199,18 +200,26 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None
         outputs = Outputs(config.jsonl, config.csv, config.save_video, video_fps=source.fps, labels=detector.labels)
         summary.stopped_by = _loop(config, detector, source, window, outputs, summary, images)
+        failed = False
     finally:
         # A second signal during this block is recorded, not raised: the video is finalised.
         with finalising():
-            if outputs is not None:
-                outputs.close()
-            if source is not None:
-                source.close()
-                summary.unreadable, summary.dropped, summary.reopens = source.unreadable, source.dropped, source.reopens
-            if window is not None:
-                window.close()
-            if own_detector and detector is not None:
-                detector.close()
+            try:
+                if outputs is not None:
+                    outputs.close()
+            except OutputError:
+                # An output that fails as it closes (the disk filled up) must not hide the
+                # error that ended the run.
+                if not failed:
+                    raise
+            finally:
+                if source is not None:
+                    source.close()
+                    summary.unreadable, summary.dropped, summary.reopens = source.unreadable, source.dropped, source.reopens
+                if window is not None:
+                    window.close()
+                if own_detector and detector is not None:
+                    detector.close()
     summary.failure = _failure(summary, source)
     return summary
 
