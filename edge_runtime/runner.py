@@ -16,7 +16,7 @@ from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDete
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.draw import draw_faces
-from edge_runtime.output_paths import OutputError, refuse_shared_paths
+from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
 from edge_runtime.outputs import Outputs, to_bgr
 from edge_runtime.photos import AnnotatedImages
 from edge_runtime.sources import (
@@ -182,6 +182,8 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         source_file(config.source) if source is None else None,
         {"--jsonl": config.jsonl, "--csv": config.csv, "--save-video": config.save_video},
     )
+    if config.save_images is not None:
+        check_folder_writable(config.save_images, "--save-images")
     window = Window() if config.display else None
     own_detector = detector is None
     summary = RunSummary(stage_seconds={"detect": 0.0, "preprocess": 0.0, "infer": 0.0})

@@ -1,4 +1,4 @@
-"""`edge-run` outputs on a disk that fills up during the run.
+"""`edge-run` outputs on a disk that fills up during the run, or a folder that cannot be written.
 
 The full-disk tests mount a real 2 MB tmpfs (root only; skipped with the reason elsewhere), so
 the failure is the kernel's ENOSPC, not a simulation: the previous output must stay intact, the
@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import edge_runtime.outputs as outputs_module
+import edge_runtime.runner as runner_module
 from edge_runtime.cli import app
 from edge_runtime.outputs import OutputError, VideoOutput
+from edge_runtime.sources import demo_photo_path
 from tests.synthetic import count_video_frames
 
 runner = CliRunner()
@@ -97,6 +101,58 @@ def test_a_full_disk_on_records_keeps_every_complete_record_and_closes_the_video
     # The other output was finished as on any error: the video plays.
     assert count_video_frames(video) > 0
     assert not [p for p in small_disk.iterdir() if p.name.startswith(".")]
+
+
+def test_save_images_on_a_full_disk_keeps_the_previous_images_and_says_so(small_disk, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(demo_photo_path(), photos / "a.jpg")
+    annotated = small_disk / "annotated"
+    args = ["--no-display", "--detector", "haar", "--source", str(photos), "--save-images", str(annotated)]
+    assert runner.invoke(app, args).exit_code == 0
+    previous = (annotated / "a.jpg").read_bytes()
+    (photos / "a.jpg").write_bytes(cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (900, 1200, 3), np.uint8))[1])
+    fill(small_disk, leave=20_000)  # room to start, not for a noisy 1200x900 JPEG
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert error_lines(result) == [f"error: --save-images {annotated / 'a.jpg'}: disk full (no space left on the device)"]
+    assert (annotated / "a.jpg").read_bytes() == previous
+    assert [p.name for p in annotated.iterdir()] == ["a.jpg"]
+
+
+@pytest.fixture()
+def read_only_folder(tmp_path):
+    """A folder no file can be created in: a read-only tmpfs for root (whom permissions do not
+    stop), a folder without write permission for anyone else."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount_tmpfs(folder, "ro,size=1m")
+    try:
+        yield folder
+    finally:
+        unmount(folder)
+
+
+def test_save_images_into_a_read_only_folder_is_refused_before_the_run(read_only_folder, tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(demo_photo_path(), photos / "a.jpg")
+    loaded = []
+    monkeypatch.setattr(runner_module, "build_detector", lambda config: loaded.append(config))
+    records = tmp_path / "o.jsonl"
+    result = runner.invoke(
+        app, ["--no-display", "--source", str(photos), "--jsonl", str(records), "--save-images", str(read_only_folder / "annotated")]
+    )
+    assert result.exit_code == 1
+    reason = "read-only file system" if os.geteuid() == 0 else "permission denied"
+    assert error_lines(result) == [f"error: --save-images {read_only_folder / 'annotated'}: cannot be written ({reason})"]
+    assert loaded == [], "the model was loaded before the folder was checked"
+    assert not records.exists()
 
 
 def test_a_video_on_a_disk_that_fills_up_is_dropped_and_the_previous_kept(tmp_path, monkeypatch):
