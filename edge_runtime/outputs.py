@@ -19,6 +19,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import stat
 import sys
@@ -56,7 +57,8 @@ def face_record(frame_index: int, time_s: float | None, face: Face, context: Map
     Keys: frame (0-based index), time (seconds; null for photos, which have no clock), then
     the run's context (source: the file or stream the frame came from; detector: the face
     detector used), track_id, box ([x, y, w, h] source pixels), score (the detector's),
-    label, confidence, uncertain, probabilities (label to probability).
+    label, confidence, uncertain, probabilities (label to probability). A number that is not
+    finite (a model that output NaN) is null, as JSON has no NaN; its face's label is null too.
     """
     return {
         "frame": int(frame_index),
@@ -64,12 +66,18 @@ def face_record(frame_index: int, time_s: float | None, face: Face, context: Map
         **(context or {}),
         "track_id": int(face.track_id),
         "box": [int(v) for v in face.box],
-        "score": round(float(face.score), 4),
+        "score": _finite(face.score, 4),
         "label": face.label,
-        "confidence": round(float(face.confidence), 5),
+        "confidence": _finite(face.confidence, 5),
         "uncertain": bool(face.uncertain),
-        "probabilities": {label: round(float(p), 5) for label, p in face.probabilities.items()},
+        "probabilities": {label: _finite(p, 5) for label, p in face.probabilities.items()},
     }
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """`value` rounded, or None when it is NaN or infinite."""
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
 
 
 class _RecordWriter:
@@ -202,7 +210,9 @@ class JsonlWriter(_RecordWriter):
         super().__init__(path, "--jsonl")
 
     def _line(self, record: dict) -> str:
-        return json.dumps(record) + "\n"
+        # allow_nan=False: a non-finite number that slipped through raises here instead of
+        # writing a bare NaN, which is not JSON.
+        return json.dumps(record, allow_nan=False) + "\n"
 
 
 # A CSV has fixed columns: the context keys the runner passes come right after frame and time.

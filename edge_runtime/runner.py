@@ -96,7 +96,8 @@ class RunSummary:
         tracks: distinct track ids seen.
         seconds: wall time of the loop (model loading excluded).
         label_counts: faces per label, summed over frames.
-        uncertain: faces below `min_confidence`.
+        uncertain: faces below `min_confidence` (and those without a label).
+        unlabelled: faces the model's output for was not finite (NaN or infinite): no label.
         unreadable: frames that could not be decoded and were skipped.
         dropped: live frames replaced by newer ones before being processed.
         reopens: times a live source was reopened.
@@ -117,6 +118,7 @@ class RunSummary:
     seconds: float = 0.0
     label_counts: dict[str, int] = field(default_factory=dict)
     uncertain: int = 0
+    unlabelled: int = 0
     unreadable: int = 0
     dropped: int = 0
     reopens: int = 0
@@ -139,7 +141,8 @@ class RunSummary:
             f"source: {self.source} | model: {self.model} | detector: {detector}",
             f"frames: {self.frames} | faces: {self.faces} | tracks: {self.tracks} | {self.fps:.1f} FPS over {self.seconds:.2f} s",
             f"per frame: {stages}" if stages else "per frame: -",
-            f"labels: {counts}" + (f" | uncertain: {self.uncertain}" if self.uncertain else ""),
+            f"labels: {counts}" + (f" | uncertain: {self.uncertain}" if self.uncertain else "")
+            + (f" | no label (model output not finite): {self.unlabelled}" if self.unlabelled else ""),
         ]
         if self.unreadable or self.dropped or self.reopens:
             lines.append(f"unreadable frames: {self.unreadable} | dropped live frames: {self.dropped} | reopens: {self.reopens}")
@@ -274,7 +277,8 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
                 images.write(annotated)
             summary.frames += 1
             summary.faces += len(faces)
-            labels.update(face.label for face in faces)
+            labels.update(face.label for face in faces if face.label is not None)
+            summary.unlabelled += sum(face.label is None for face in faces)
             summary.uncertain += sum(face.uncertain for face in faces)
             if source.is_photo:
                 summary.tracks += len(faces)  # ids start again at 1 in every photo
