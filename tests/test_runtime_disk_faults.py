@@ -191,3 +191,12 @@ def test_records_on_a_full_device_are_one_line():
     result = runner.invoke(app, [*BASE, "--max-frames", "2", "--jsonl", "/dev/full"])
     assert result.exit_code == 1
     assert error_lines(result) == ["error: --jsonl /dev/full: disk full (no space left on the device)"]
+
+
+def test_a_frame_written_but_not_yet_counted_when_a_signal_landed_keeps_the_video(tmp_path):
+    video = VideoOutput(tmp_path / "v.avi")
+    for _ in range(3):
+        video.write(np.zeros((48, 64, 3), np.uint8))
+    video.frames -= 1  # Ctrl-C raised right after the writer took the third frame
+    video.close()
+    assert count_video_frames(tmp_path / "v.avi") == 3
