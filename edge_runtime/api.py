@@ -52,17 +52,20 @@ class Face:
         box: (x, y, w, h) of the detection in source pixels (before the crop mapping).
         track_id: id that stays with the face from frame to frame (from 1; in photo mode,
             the face's number in its photo).
-        label: the most probable label after smoothing.
-        confidence: its smoothed probability.
-        probabilities: label -> smoothed probability, in the model's label order.
-        uncertain: True when `confidence` is below the detector's `min_confidence`.
+        label: the most probable label after smoothing; None when the model's output for
+            this face was not finite (NaN or infinite), which says nothing about the face.
+        confidence: its smoothed probability (NaN when `label` is None).
+        probabilities: label -> smoothed probability, in the model's label order (the model's
+            raw output when `label` is None).
+        uncertain: True when `confidence` is below the detector's `min_confidence`, or
+            `label` is None.
         score: the face detector's confidence (1.0 for Haar and for whole-image faces).
         landmarks: the detector's five face points in source pixels, or None.
     """
 
     box: tuple[int, int, int, int]
     track_id: int
-    label: str
+    label: str | None
     confidence: float
     probabilities: dict[str, float]
     uncertain: bool
@@ -269,6 +272,20 @@ class EmotionDetector:
         return [self._face(tid, detection, probs) for (tid, detection), probs in zip(tracked, probabilities)]
 
     def _face(self, track_id: int, detection, probabilities: np.ndarray) -> Face:
+        if not np.all(np.isfinite(probabilities)):
+            # A float model that overflows on one crop, or a broken export: no label rather
+            # than argmax's pick among NaNs, and the track's average is left as it was, since
+            # one NaN folded into it would stay there for the rest of the track.
+            return Face(
+                box=tuple(int(v) for v in detection.box),
+                track_id=track_id,
+                label=None,
+                confidence=float("nan"),
+                probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
+                uncertain=True,
+                score=float(detection.score),
+                landmarks=detection.landmarks,
+            )
         smoothed = self.tracker.smooth(track_id, probabilities)
         best = int(np.argmax(smoothed))
         confidence = float(smoothed[best])

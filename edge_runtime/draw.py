@@ -91,7 +91,10 @@ def draw_faces(frame: np.ndarray, faces: Sequence[Face], fps: float | None = Non
         if overlay == "none":
             continue
         scale = 0.6 * unit
-        caption = f"#{face.track_id} {face.label}{'?' if face.uncertain else ''} {face.confidence:.2f}"
+        if face.label is None:
+            caption = f"#{face.track_id} no label"
+        else:
+            caption = f"#{face.track_id} {face.label}{'?' if face.uncertain else ''} {face.confidence:.2f}"
         (text_w, text_h), _ = cv2.getTextSize(caption, FONT, scale, thickness)
         # Above the box when there is room, else just inside its top edge; never off the frame.
         text_y = y - 6 if y - 6 - text_h >= 0 else min(height - 4, y + text_h + 6)
@@ -154,6 +157,7 @@ def _draw_bars(frame: np.ndarray, face: Face, panel: Rect) -> None:
         row_y = top + i * row
         color = _color(frame, LABEL_COLORS.get(label, UNCERTAIN_COLOR))
         _text(frame, label[:3], (left, row_y + row - 2), text_scale, color, 1)
-        length = int(round(bar_max * float(np.clip(probability, 0.0, 1.0))))
+        # nan_to_num: no bar for a probability a broken model left NaN.
+        length = int(round(bar_max * float(np.clip(np.nan_to_num(probability), 0.0, 1.0))))
         if length > 0:
             cv2.rectangle(frame, (left + label_w, row_y + 1), (left + label_w + length, row_y + row - 2), color, -1)

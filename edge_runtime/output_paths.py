@@ -7,6 +7,7 @@ through; no output may name the source or another output.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Mapping
@@ -65,11 +66,54 @@ def check_writable(path: str | os.PathLike, option: str = "output") -> None:
         if not os.access(path, os.W_OK):
             raise OutputError(f"{option} {path}: cannot be written (permission denied)")
         return
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = _nearest_existing(path.parent)
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {path}: cannot be created; {folder} is not a writable folder")
+
+
+def check_folder_writable(folder: str | os.PathLike, option: str) -> None:
+    """Raises OutputError (one line) when files cannot be written into `folder`: it is a file,
+    it or the folder it would be created in is read-only, or its disk is full.
+
+    Nothing is created: a missing folder is accepted when it could be created.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{option} {folder}: is not a folder")
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        raise OutputError(f"{option} {folder}: cannot be created; {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        # access() answers EROFS even for root, who passes every permission check.
+        reason = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "permission denied"
+        raise OutputError(f"{option} {folder}: cannot be written ({reason})")
+    if free_bytes(existing) == 0:
+        raise OutputError(f"{option} {folder}: disk full (no space left on the device)")
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """`folder`, or its closest ancestor that exists (where it would be created)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def free_bytes(folder: str | os.PathLike) -> int:
+    """Bytes this process may still write on the file system holding `folder`.
+
+    Root may also fill the blocks a file system keeps in reserve (5% on ext4 by default), which
+    `f_bavail` leaves out.
+    """
+    usage = os.statvfs(folder)
+    return (usage.f_bfree if os.geteuid() == 0 else usage.f_bavail) * usage.f_frsize
+
+
+def write_failure(error: OSError) -> str:
+    """Why a write failed, for a one-line message: a full disk is named as such (the fix is to
+    free space, not to change permissions), anything else by the system's own words."""
+    if error.errno == errno.ENOSPC:
+        return "disk full (no space left on the device)"
+    return f"cannot be written ({error.strerror})"
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -1,8 +1,10 @@
 """Headless outputs: per-face records as JSONL or CSV, and the annotated video.
 
-JSONL and CSV are written in place and flushed after every frame, so `tail -f` follows a live
-run and a killed run keeps every complete line. `-` writes to standard output; a device or a
-FIFO is opened and written, never replaced. Files are created with the user's umask.
+JSONL and CSV are written in place, a frame's records in one write, so `tail -f` follows a live
+run and a killed run keeps every complete line; a full disk cuts the file back to its last
+complete record. `-` writes to standard output; a device or a FIFO is opened and written, never
+replaced. Files are created with the user's umask. Every output file is locked for the run
+(`edge_runtime.output_lock`): a second run on it is refused.
 
 The video goes to a hidden file next to its target and is renamed onto it once its container
 is finalised (an MP4 cut short has no index and does not play), so a previous file stays
@@ -13,8 +15,11 @@ SIGHUP and an error all leave finished files and no hidden ones.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import math
 import os
 import stat
 import sys
@@ -27,13 +32,16 @@ import numpy as np
 
 from edge_runtime.api import Face
 from edge_runtime.labels import LABELS
+from edge_runtime.output_lock import RenamedOutputLock, open_locked
 from edge_runtime.output_paths import (
     OutputError,
     check_writable,
+    free_bytes,
     is_special,
     is_stdout_name,
     remove_stranded_temps,
     video_temp_path,
+    write_failure,
 )
 
 __all__ = ["CsvWriter", "JsonlWriter", "OutputError", "Outputs", "VideoOutput", "face_record", "to_bgr"]
@@ -49,7 +57,8 @@ def face_record(frame_index: int, time_s: float | None, face: Face, context: Map
     Keys: frame (0-based index), time (seconds; null for photos, which have no clock), then
     the run's context (source: the file or stream the frame came from; detector: the face
     detector used), track_id, box ([x, y, w, h] source pixels), score (the detector's),
-    label, confidence, uncertain, probabilities (label to probability).
+    label, confidence, uncertain, probabilities (label to probability). A number that is not
+    finite (a model that output NaN) is null, as JSON has no NaN; its face's label is null too.
     """
     return {
         "frame": int(frame_index),
@@ -57,61 +66,141 @@ def face_record(frame_index: int, time_s: float | None, face: Face, context: Map
         **(context or {}),
         "track_id": int(face.track_id),
         "box": [int(v) for v in face.box],
-        "score": round(float(face.score), 4),
+        "score": _finite(face.score, 4),
         "label": face.label,
-        "confidence": round(float(face.confidence), 5),
+        "confidence": _finite(face.confidence, 5),
         "uncertain": bool(face.uncertain),
-        "probabilities": {label: round(float(p), 5) for label, p in face.probabilities.items()},
+        "probabilities": {label: _finite(p, 5) for label, p in face.probabilities.items()},
     }
 
 
-class _RecordWriter:
-    """A text output written in place, opened at the first frame, flushed after every frame.
+def _finite(value: float, digits: int) -> float | None:
+    """`value` rounded, or None when it is NaN or infinite."""
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
 
-    Subclasses say what opens the file (`_begin`) and what one face becomes (`_write_face`).
-    Opening at the first frame means a run that fails before it leaves no empty file.
+
+class _RecordWriter:
+    """A text output written in place, a frame's records at a time, from the first frame on.
+
+    Opening at the first frame means a run that fails before it leaves no file, and the
+    previous file as it was. A regular file is locked then (`lock`, see `output_lock`) and only
+    after that truncated, so a second run on it is refused without touching it. Each frame's
+    records go to the file in one write; when that fails (a full disk), the file is cut back to
+    the end of the last complete record and the run ends with one line. Standard output,
+    devices and FIFOs are never locked. Subclasses say what precedes the records (`_header`)
+    and what one face becomes (`_line`).
     """
 
     def __init__(self, path: str | os.PathLike, option: str) -> None:
         check_writable(path, option)
+        self.option = option
         self.path = path if is_stdout_name(path) else Path(path)
-        self._handle: IO[str] | None = None
+        self.records = 0
+        self._fd: int | None = None  # a file, device or FIFO, written with os.write
+        self._stream: IO[str] | None = None  # standard output
+        self._regular = False  # a regular file, locked and cut back on failure
+        self._created = False
+        self._started = False
+        self._failed = False
+        self._kept = 0  # bytes of complete records in the file
 
-    def _open(self) -> IO[str]:
-        if is_stdout_name(self.path):
-            return sys.stdout
+    def lock(self) -> None:
+        """Opens and locks a regular file without changing it; idempotent.
+
+        Raises:
+            OutputError: another run is writing the file, or it cannot be opened.
+        """
+        if self._fd is not None or is_special(self.path):
+            return
         try:
-            if not is_special(self.path):
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            # A plain open: follows a symlink, writes a device or FIFO in place, and creates a
-            # new file with the user's umask.
-            return open(self.path, "w", encoding="utf-8", newline="")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise OutputError(f"{self.path}: cannot be written ({error.strerror})") from None
+            raise OutputError(f"{self.option} {self.path}: {write_failure(error)}") from None
+        self._fd, self._created = open_locked(self.path, self.option)
+        self._regular = True
 
-    def _begin(self, handle: IO[str]) -> None:
-        """Writes what precedes the first record (a header)."""
+    def _start(self) -> None:
+        if is_stdout_name(self.path):
+            self._stream = sys.stdout
+        elif is_special(self.path):
+            try:
+                # Opened as it is: a device or FIFO is written in place, never created.
+                self._fd = os.open(self.path, os.O_WRONLY)
+            except OSError as error:
+                raise OutputError(f"{self.path}: cannot be written ({error.strerror})") from None
+        else:
+            self.lock()
+            os.ftruncate(self._fd, 0)
+        self._started = True
 
-    def _write_face(self, record: dict) -> None:
+    def _header(self) -> str:
+        """What precedes the first record (a CSV header)."""
+        return ""
+
+    def _line(self, record: dict) -> str:
         raise NotImplementedError
 
     def write(self, frame_index: int, time_s: float | None, faces: Sequence[Face], context: Mapping[str, object] | None = None) -> None:
-        if self._handle is None:
-            self._handle = self._open()
-            self._begin(self._handle)
-        for face in faces:
-            self._write_face(face_record(frame_index, time_s, face, context))
-        self._handle.flush()
+        text = ""
+        if not self._started:
+            self._start()
+            text = self._header()
+        text += "".join(self._line(face_record(frame_index, time_s, face, context)) for face in faces)
+        if text:
+            self._emit(text)
+        self.records += len(faces)
+
+    def _emit(self, text: str) -> None:
+        data = text.encode("utf-8")
+        try:
+            if self._fd is not None:
+                _write_all(self._fd, data)
+            else:
+                self._stream.write(text)
+                self._stream.flush()
+        except OSError as error:
+            self._give_up(error)
+        self._kept += len(data)
+
+    def _give_up(self, error: OSError) -> None:
+        """Cuts the file back to its last complete record, closes it and raises OutputError."""
+        message = f"{self.option} {self.path}: {write_failure(error)}"
+        if self._regular:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._kept)
+            message += f"; kept the {self.records} complete records"
+            # A file this run created and could not write one record into is removed at close.
+            self._started = self._kept > 0
+        self._failed = True
+        self.close()
+        raise OutputError(message) from None
 
     def close(self) -> None:
-        """Flushes and closes the file (standard output is flushed, not closed); idempotent."""
-        handle, self._handle = self._handle, None
-        if handle is None:
-            return
-        if handle is sys.stdout:
-            handle.flush()
-        else:
-            handle.close()
+        """Closes the file (standard output is flushed, not closed); idempotent.
+
+        A file this run created and wrote no frame into is removed.
+        """
+        fd, self._fd = self._fd, None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.flush()
+            except OSError:
+                if not self._failed:
+                    raise
+        if fd is not None:
+            if self._created and not self._started:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.realpath(self.path))
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Writes all of `data`; a full disk shows as a short write, then an OSError (ENOSPC)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class JsonlWriter(_RecordWriter):
@@ -120,8 +209,10 @@ class JsonlWriter(_RecordWriter):
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__(path, "--jsonl")
 
-    def _write_face(self, record: dict) -> None:
-        self._handle.write(json.dumps(record) + "\n")
+    def _line(self, record: dict) -> str:
+        # allow_nan=False: a non-finite number that slipped through raises here instead of
+        # writing a bare NaN, which is not JSON.
+        return json.dumps(record, allow_nan=False) + "\n"
 
 
 # A CSV has fixed columns: the context keys the runner passes come right after frame and time.
@@ -134,17 +225,15 @@ class CsvWriter(_RecordWriter):
     def __init__(self, path: str | os.PathLike, labels: Sequence[str] = LABELS) -> None:
         super().__init__(path, "--csv")
         self.labels = tuple(labels)
-        self._writer = None
 
-    def _begin(self, handle: IO[str]) -> None:
-        self._writer = csv.writer(handle)
-        self._writer.writerow(
+    def _header(self) -> str:
+        return _csv_row(
             [*CSV_LEADING_COLUMNS, "track_id", "x", "y", "w", "h", "score", "label", "confidence", "uncertain",
              *(f"p_{x}" for x in self.labels)]
         )
 
-    def _write_face(self, record: dict) -> None:
-        self._writer.writerow(
+    def _line(self, record: dict) -> str:
+        return _csv_row(
             [
                 *("" if record.get(key) is None else record[key] for key in CSV_LEADING_COLUMNS),
                 record["track_id"],
@@ -156,6 +245,13 @@ class CsvWriter(_RecordWriter):
                 *(record["probabilities"].get(label, "") for label in self.labels),
             ]
         )
+
+
+def _csv_row(values: Sequence[object]) -> str:
+    """One CSV row as text (None becomes an empty field)."""
+    row = io.StringIO()
+    csv.writer(row).writerow(values)
+    return row.getvalue()
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -172,13 +268,20 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
 class VideoOutput:
     """The annotated frames as a video; opened at the first frame, whose size it keeps.
 
+    OpenCV's writer reports no error: on a full disk it goes on taking frames and leaves a file
+    without its index. So every frame is followed by a look at the free space (the index,
+    written at the end, needs some), and the finished file is read back (its frame count)
+    before it replaces the target; either failing keeps the previous file and removes the new
+    one.
+
     Args:
         path: .mp4 (MPEG-4 part 2), .avi or .mkv (Motion JPEG); a FIFO or device with one of
             these suffixes is written in place.
         fps: playback rate; the source's rate when it has one.
 
     Raises:
-        OutputError: for a container no codec is known for, or a path that cannot be written.
+        OutputError: for a container no codec is known for, a path that cannot be written, or
+            one another run is writing.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None) -> None:
@@ -194,14 +297,26 @@ class VideoOutput:
         self.in_place = is_special(self.target)
         self._tmp: Path | None = None
         self._writer: cv2.VideoWriter | None = None
+        self._lock: RenamedOutputLock | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+
+    def lock(self) -> None:
+        """Takes the target's lock (a file replaced by a rename, not a device); idempotent.
+
+        Raises:
+            OutputError: another run is writing the same target.
+        """
+        if self.in_place or self._lock is not None:
+            return
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = RenamedOutputLock(self.target, "--save-video", self.path)
 
     def _open(self, size: tuple[int, int]) -> cv2.VideoWriter:
         if self.in_place:
             written = self.target
         else:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.lock()
             remove_stranded_temps(self.target)
             written = self._tmp = video_temp_path(self.target)
         writer = cv2.VideoWriter(str(written), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
@@ -220,26 +335,65 @@ class VideoOutput:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self._writer.write(frame)
         self.frames += 1
+        if self._tmp is not None and free_bytes(self._tmp.parent) == 0:
+            # The writer has lost data or will when it writes the index: give up now, not at
+            # the end of a long run.
+            self._abandon(self._disk_full())
 
     def close(self) -> None:
-        """Finalises the container and renames it onto the target; idempotent.
+        """Finalises the container, checks it and renames it onto the target; idempotent.
 
-        A video without frames leaves no file; a failed rename leaves no hidden one.
+        A video without frames leaves no file; a failed check or rename leaves no hidden one.
         """
         writer, self._writer = self._writer, None
-        if writer is None:
-            self._discard()
-            return
         try:
+            if writer is None:
+                return
             writer.release()
-            if self._tmp is not None:
-                self._keep_mode_of_target()
-                os.replace(self._tmp, self.target)
-                self._tmp = None
+            if self._tmp is None:
+                return
+            self._check_finished()
+            self._keep_mode_of_target()
+            os.replace(self._tmp, self.target)
+            self._tmp = None
         except OSError as error:
             raise OutputError(f"{self.path}: cannot be written ({error.strerror})") from None
         finally:
             self._discard()
+            if self._lock is not None:
+                self._lock.release()
+
+    def _check_finished(self) -> None:
+        """Raises OutputError unless the finished temporary file reads back with every frame."""
+        # Asked first: FFmpeg prints its own line about a file without an index it is asked to open.
+        if free_bytes(self._tmp.parent) == 0:
+            raise self._disk_full()
+        capture = cv2.VideoCapture(str(self._tmp))
+        try:
+            # The container's own count (from its index; no frame is decoded).
+            found = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        finally:
+            capture.release()
+        # One more than counted is a stop signal that landed between a frame's write and its count.
+        if found < self.frames:
+            raise self._failure(f"the finished file reads back {found} of its {self.frames} frames")
+
+    def _failure(self, reason: str) -> OutputError:
+        kept = "kept the previous video" if self.target.exists() else "no video written"
+        return OutputError(f"--save-video {self.path}: {reason}; {kept}")
+
+    def _disk_full(self) -> OutputError:
+        return self._failure(f"disk full after {self.frames} frames (no space left on the device)")
+
+    def _abandon(self, error: OutputError) -> None:
+        """Drops the unfinished video (the target stays as it was) and raises `error`."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.release()
+        self._discard()
+        if self._lock is not None:
+            self._lock.release()
+        raise error
 
     def _keep_mode_of_target(self) -> None:
         # Replacing a file the user already had keeps its permissions; a new one has the
@@ -268,6 +422,7 @@ class Outputs:
     ) -> None:
         self.records: list = []
         self.video: VideoOutput | None = None
+        self._locked = False
         try:
             if jsonl is not None:
                 self.records.append(JsonlWriter(jsonl))
@@ -291,7 +446,18 @@ class Outputs:
         annotated: np.ndarray | None = None,
         context: Mapping[str, object] | None = None,
     ) -> None:
-        """Writes one frame's records (with the run's `context` keys) and its annotated image."""
+        """Writes one frame's records (with the run's `context` keys) and its annotated image.
+
+        Raises:
+            OutputError: an output cannot be written, or another run is writing it (then
+                nothing is written to any output).
+        """
+        if not self._locked:
+            # Every file is locked before any is written: a run refused on one writes none.
+            for output in [*self.records, self.video]:
+                if output is not None:
+                    output.lock()
+            self._locked = True
         for writer in self.records:
             writer.write(frame_index, time_s, faces, context)
         if self.video is not None and annotated is not None:

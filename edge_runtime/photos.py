@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_path
+from edge_runtime.output_paths import write_failure
 from edge_runtime.outputs import OutputError
 
 
@@ -44,13 +45,20 @@ class AnnotatedImages:
         """
         current = Path(self._source.current)
         target = self.folder / current.name
+        # Encoded here and written by us: cv2.imwrite only answers False, never why (a full
+        # disk and an unknown format look the same).
+        try:
+            encoded, image = cv2.imencode(target.suffix, annotated)
+        except cv2.error:
+            encoded = False
+        if not encoded:
+            raise OutputError(f"--save-images {target}: OpenCV cannot write the '{target.suffix}' image format")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # Written aside and renamed: a run stopped mid-write leaves no half image.
             with atomic_path(target) as tmp:
-                if not cv2.imwrite(str(tmp), annotated):
-                    raise OutputError(f"{target}: OpenCV cannot write this image format")
+                tmp.write_bytes(image.tobytes())
         except OSError as error:
-            raise OutputError(f"{target}: cannot be written ({error.strerror})") from None
+            raise OutputError(f"--save-images {target}: {write_failure(error)}") from None
         self.written += 1
         return target

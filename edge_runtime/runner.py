@@ -16,7 +16,7 @@ from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDete
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.draw import draw_faces
-from edge_runtime.output_paths import refuse_shared_paths
+from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
 from edge_runtime.outputs import Outputs, to_bgr
 from edge_runtime.photos import AnnotatedImages
 from edge_runtime.sources import (
@@ -96,7 +96,8 @@ class RunSummary:
         tracks: distinct track ids seen.
         seconds: wall time of the loop (model loading excluded).
         label_counts: faces per label, summed over frames.
-        uncertain: faces below `min_confidence`.
+        uncertain: faces below `min_confidence` (and those without a label).
+        unlabelled: faces the model's output for was not finite (NaN or infinite): no label.
         unreadable: frames that could not be decoded and were skipped.
         dropped: live frames replaced by newer ones before being processed.
         reopens: times a live source was reopened.
@@ -117,6 +118,7 @@ class RunSummary:
     seconds: float = 0.0
     label_counts: dict[str, int] = field(default_factory=dict)
     uncertain: int = 0
+    unlabelled: int = 0
     unreadable: int = 0
     dropped: int = 0
     reopens: int = 0
@@ -139,7 +141,8 @@ class RunSummary:
             f"source: {self.source} | model: {self.model} | detector: {detector}",
             f"frames: {self.frames} | faces: {self.faces} | tracks: {self.tracks} | {self.fps:.1f} FPS over {self.seconds:.2f} s",
             f"per frame: {stages}" if stages else "per frame: -",
-            f"labels: {counts}" + (f" | uncertain: {self.uncertain}" if self.uncertain else ""),
+            f"labels: {counts}" + (f" | uncertain: {self.uncertain}" if self.uncertain else "")
+            + (f" | no label (model output not finite): {self.unlabelled}" if self.unlabelled else ""),
         ]
         if self.unreadable or self.dropped or self.reopens:
             lines.append(f"unreadable frames: {self.unreadable} | dropped live frames: {self.dropped} | reopens: {self.reopens}")
@@ -182,10 +185,13 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         source_file(config.source) if source is None else None,
         {"--jsonl": config.jsonl, "--csv": config.csv, "--save-video": config.save_video},
     )
+    if config.save_images is not None:
+        check_folder_writable(config.save_images, "--save-images")
     window = Window() if config.display else None
     own_detector = detector is None
     summary = RunSummary(stage_seconds={"detect": 0.0, "preprocess": 0.0, "infer": 0.0})
     outputs = None
+    failed = True
     try:
         if detector is None:
             detector = build_detector(config)
@@ -199,18 +205,26 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None
         outputs = Outputs(config.jsonl, config.csv, config.save_video, video_fps=source.fps, labels=detector.labels)
         summary.stopped_by = _loop(config, detector, source, window, outputs, summary, images)
+        failed = False
     finally:
         # A second signal during this block is recorded, not raised: the video is finalised.
         with finalising():
-            if outputs is not None:
-                outputs.close()
-            if source is not None:
-                source.close()
-                summary.unreadable, summary.dropped, summary.reopens = source.unreadable, source.dropped, source.reopens
-            if window is not None:
-                window.close()
-            if own_detector and detector is not None:
-                detector.close()
+            try:
+                if outputs is not None:
+                    outputs.close()
+            except OutputError:
+                # An output that fails as it closes (the disk filled up) must not hide the
+                # error that ended the run.
+                if not failed:
+                    raise
+            finally:
+                if source is not None:
+                    source.close()
+                    summary.unreadable, summary.dropped, summary.reopens = source.unreadable, source.dropped, source.reopens
+                if window is not None:
+                    window.close()
+                if own_detector and detector is not None:
+                    detector.close()
     summary.failure = _failure(summary, source)
     return summary
 
@@ -263,7 +277,8 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
                 images.write(annotated)
             summary.frames += 1
             summary.faces += len(faces)
-            labels.update(face.label for face in faces)
+            labels.update(face.label for face in faces if face.label is not None)
+            summary.unlabelled += sum(face.label is None for face in faces)
             summary.uncertain += sum(face.uncertain for face in faces)
             if source.is_photo:
                 summary.tracks += len(faces)  # ids start again at 1 in every photo

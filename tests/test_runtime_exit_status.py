@@ -1,8 +1,9 @@
 """`edge-run` exit status and refusals made before the run: nothing processed, shared output
-paths, the thread bound."""
+paths, an output another run is writing, the thread bound."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 
 import cv2
@@ -79,3 +80,16 @@ def test_records_on_standard_output_keep_it_to_themselves(tmp_path):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records and {record["frame"] for record in records} == {0, 1, 2}
     assert "frames: 3 |" in result.stderr and f"wrote {tmp_path / 'o.csv'}" in result.stderr
+
+
+def test_a_run_on_records_another_process_is_writing_is_refused_and_leaves_them_alone(tmp_path):
+    records = tmp_path / "o.jsonl"
+    records.write_text('{"frame": 0}\n')
+    with open(records, "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # what a running edge-run (or `flock o.jsonl ...`) holds
+        result = runner.invoke(app, [*BASE, "--source", "demo", "--max-frames", "2", "--jsonl", str(records),
+                                     "--csv", str(tmp_path / "o.csv")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --jsonl {records}: another run is writing it; wait for it to end or choose another path"
+    assert records.read_text() == '{"frame": 0}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jsonl"]

@@ -250,3 +250,43 @@ def test_unwritable_output_paths_are_refused_before_anything_is_created(tmp_path
         refuse_shared_paths(None, {"--jsonl": tmp_path / "file" / "o.jsonl"})
     refuse_shared_paths(None, {"--jsonl": tmp_path / "new" / "deeper" / "o.jsonl"})
     assert not (tmp_path / "new").exists()
+
+
+def test_a_second_run_on_the_same_outputs_is_refused_and_writes_nothing(tmp_path):
+    paths = {"jsonl": tmp_path / "o.jsonl", "csv_path": tmp_path / "o.csv", "video": tmp_path / "o.avi"}
+    frame = np.zeros((48, 64, 3), np.uint8)
+    first = Outputs(**paths)
+    first.write(0, 0.0, [make_face()], frame)
+    seconds = {"jsonl": tmp_path / "second.jsonl", "csv_path": tmp_path / "second.csv", "video": tmp_path / "second.avi"}
+    for key, option in (("jsonl", "--jsonl"), ("csv_path", "--csv"), ("video", "--save-video")):
+        # A second run sharing one of the first run's outputs, the others its own.
+        second = Outputs(**{**seconds, key: paths[key]})
+        with pytest.raises(OutputError, match=rf"^{option} {paths[key]}: another run is writing it; wait for it to end or choose"):
+            second.write(0, 0.0, [make_face(2)], frame)
+        second.close()
+        assert not list(tmp_path.glob("second*")), "the refused run wrote its other outputs"
+    first.write(1, 0.2, [make_face()], frame)
+    first.close()
+    assert [json.loads(line)["frame"] for line in paths["jsonl"].read_text().splitlines()] == [0, 1]
+    assert len(paths["csv_path"].read_text().splitlines()) == 3
+    assert count_video_frames(paths["video"]) == 2
+    assert not list(tmp_path.glob(".*")), "a lock file was left"
+    # Once the first run has ended, the same paths are free again.
+    write_three_frames(Outputs(**paths))
+    assert count_video_frames(paths["video"]) == 3
+
+
+def test_standard_output_devices_and_fifos_are_never_locked(tmp_path, capsys):
+    fifo = tmp_path / "records.jsonl"
+    os.mkfifo(fifo)
+    received = []
+    reader = read_fifo(fifo, received)
+    runs = [Outputs(jsonl=fifo, csv_path=os.devnull), Outputs(jsonl="-", csv_path=os.devnull)]
+    for i in range(2):
+        for outputs in runs:
+            outputs.write(i, i / 5, [make_face()])
+    for outputs in runs:
+        outputs.close()
+    reader.join(timeout=30)
+    assert len(received[0].splitlines()) == 2
+    assert len(capsys.readouterr().out.splitlines()) == 2
