@@ -35,6 +35,7 @@ from edge_runtime.detectors import (
     load_detector,
 )
 from edge_runtime.detectors.base import photo_scale
+from edge_runtime.limits import CROP_MARGIN, DETECT_EVERY, MIN_CONFIDENCE, SMOOTH
 from edge_runtime.preprocess import faces_to_batch
 from edge_runtime.tracker import IoUTracker
 
@@ -140,12 +141,13 @@ class EmotionDetector:
         cascade: str | os.PathLike | None = None,
         verify_model: bool = True,
     ) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every {detect_every}: expected 1 or more")
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ValueError(f"min_confidence {min_confidence}: expected a probability in [0, 1]")
-        if crop_margin is not None and not -0.45 <= crop_margin <= 2.0:
-            raise ValueError(f"crop_margin {crop_margin}: expected a fraction of the box side in [-0.45, 2]")
+        # The bounds of the `edge-run` options.
+        bounded = {"detect_every": (detect_every, DETECT_EVERY), "smooth": (smooth, SMOOTH),
+                   "min_confidence": (min_confidence, MIN_CONFIDENCE), "crop_margin": (crop_margin, CROP_MARGIN)}
+        for name, (value, bound) in bounded.items():
+            problem = bound.problem(name, value) if value is not None else ""
+            if problem:
+                raise ValueError(problem)
         self.tracker = IoUTracker(smooth=0.0 if photo else smooth)
         shortcuts = dict(detect_scale=detect_scale, min_size=min_size, scale_factor=scale_factor, min_neighbors=min_neighbors,
                          cascade=cascade)

@@ -1,5 +1,5 @@
 """`edge-run` exit status and refusals made before the run: nothing processed, shared output
-paths, the thread bound."""
+paths, the bounds of the numeric options."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.cli import app
 from edge_runtime.default_model import default_model_path
+from edge_runtime.detectors import DetectorSettings
+from edge_runtime.detectors.haar import HaarDetector
 from edge_runtime.limits import max_threads, threads_problem
+from edge_runtime.sources import demo_photo_path
 
 runner = CliRunner()
 BASE = ["--no-display", "--detector", "haar"]
@@ -79,3 +82,54 @@ def test_records_on_standard_output_keep_it_to_themselves(tmp_path):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records and {record["frame"] for record in records} == {0, 1, 2}
     assert "frames: 3 |" in result.stderr and f"wrote {tmp_path / 'o.csv'}" in result.stderr
+
+
+# One value past each bound. A Haar scale factor of 1e8 made OpenCV's pyramid loop overflow and
+# grow memory without end in a call that SIGTERM and Ctrl-C could not interrupt.
+OUT_OF_RANGE = [
+    ("--scale-factor", "1e8"), ("--scale-factor", "1.0"), ("--min-neighbors", "101"), ("--min-size", "16385"),
+    ("--detect-scale", "0.01"), ("--score-threshold", "1"), ("--detect-every", "1001"), ("--smooth", "0.995"),
+    ("--min-confidence", "1.5"), ("--crop-margin", "2.5"), ("--max-frames", "1000000001"), ("--stall-timeout", "inf"),
+    ("--stall-timeout", "1e308"), ("--stall-timeout", "3e6"), ("--max-reopen", "100001"), ("--threads", "0"),
+]
+
+
+@pytest.mark.parametrize("option, value", OUT_OF_RANGE)
+def test_every_numeric_option_out_of_its_bound_is_a_usage_error(option, value):
+    result = runner.invoke(app, [*BASE, "--source", "demo", "--max-frames", "1", option, value])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output
+
+
+def test_the_options_at_their_bounds_still_run():
+    upper = ["--scale-factor", "3", "--min-neighbors", "100", "--min-size", "1", "--detect-scale", "1", "--detect-every", "1000",
+             "--smooth", "0.99", "--min-confidence", "1", "--crop-margin", "2", "--stall-timeout", "3600", "--max-reopen", "100000"]
+    result = runner.invoke(app, [*BASE, "--source", "demo", "--max-frames", "3", *upper])
+    assert result.exit_code == 0, result.output
+    assert "frames: 3 |" in result.output
+    lower = ["--scale-factor", "1.01", "--min-neighbors", "0", "--min-size", "16384", "--detect-scale", "0.05",
+             "--crop-margin", "-0.45", "--stall-timeout", "0.5", "--max-reopen", "0", "--max-frames", "1000000000"]
+    result = runner.invoke(app, [*BASE, "--source", str(demo_photo_path()), *lower])
+    assert result.exit_code == 0, result.output
+    assert "frames: 1 |" in result.output
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("scale_factor", 1e8), ("scale_factor", float("nan")), ("min_neighbors", 10**20), ("min_size", 0), ("min_size", 10**9),
+     ("detect_scale", 0.0), ("score_threshold", 1.0)],
+)
+def test_detector_settings_refuse_what_the_cli_refuses(setting, value):
+    with pytest.raises(ValueError, match=f"^{setting} "):
+        DetectorSettings(**{setting: value})
+    if setting != "score_threshold":
+        with pytest.raises(ValueError, match=f"^{setting} "):
+            HaarDetector(**{setting: value})
+
+
+@pytest.mark.parametrize("setting, value", [("detect_every", 1001), ("smooth", 0.995), ("min_confidence", -0.1), ("crop_margin", 2.5)])
+def test_emotion_detector_refuses_what_the_cli_refuses(setting, value):
+    from edge_runtime.api import EmotionDetector
+
+    with pytest.raises(ValueError, match=f"^{setting} {value:g}: expected a number in"):
+        EmotionDetector(detector="haar", **{setting: value})

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.detectors.base import Detection, DetectorError, scale_box, shrink_for_detection
+from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
 
 DEFAULT_NMS_THRESHOLD = 0.3
 TOP_K = 5000
@@ -38,9 +38,9 @@ class YuNetDetector:
 
     Args:
         model_path: the YuNet ONNX file (see `edge_runtime.detectors.model_files.resolve`).
-        score_threshold: least face score to report, in (0, 1).
+        score_threshold: least face score to report.
         min_size: smallest face side to report, in source pixels.
-        detect_scale: YuNet runs on a copy resized by this factor (0 < s <= 1).
+        detect_scale: YuNet runs on a copy resized by this factor (at most 1).
         nms_threshold: IoU above which overlapping boxes are merged.
 
     Raises:
@@ -57,12 +57,7 @@ class YuNetDetector:
         detect_scale: float = 0.5,
         nms_threshold: float = DEFAULT_NMS_THRESHOLD,
     ) -> None:
-        if not 0.0 < score_threshold < 1.0:
-            raise DetectorError(f"score_threshold {score_threshold}: expected a probability in (0, 1)")
-        if min_size < 1:
-            raise DetectorError(f"min_size {min_size}: expected at least 1 pixel")
-        if not 0.0 < detect_scale <= 1.0:
-            raise DetectorError(f"detect_scale {detect_scale}: expected a fraction in (0, 1]")
+        check_settings(score_threshold=score_threshold, min_size=min_size, detect_scale=detect_scale)
         if not 0.0 < nms_threshold <= 1.0:
             raise DetectorError(f"nms_threshold {nms_threshold}: expected a fraction in (0, 1]")
         path = Path(model_path)
