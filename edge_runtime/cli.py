@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -273,8 +274,11 @@ def _report(summary: RunSummary, outputs: tuple[Path | None, ...]) -> None:
 
 
 def _quiet_opencv() -> None:
-    # OpenCV logs a WARN line per failed camera probe; the error message here says it better.
+    # OpenCV logs a WARN line per failed camera probe, FFmpeg one per refused connection
+    # (-8: its "quiet" level); the error message here says it better.
     import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

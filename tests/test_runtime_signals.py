@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -135,7 +136,26 @@ def test_a_stream_that_never_answers_is_given_up_after_the_stall_timeout(tmp_pat
         process = start(tmp_path, "--source", url, "--stall-timeout", "1")
         out, err = process.communicate(timeout=WAIT_S)
     assert process.returncode == 1
-    assert err.strip().splitlines()[-1].startswith(f"error: cannot open stream {url} within 1 s;")
+    assert err.strip().splitlines()[-1].startswith(f"error: cannot open stream {url}: no answer within 1 s;")
+
+
+def test_a_refused_port_is_said_to_refuse_at_once_not_to_time_out(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/stream"
+    process = start(tmp_path, "--source", url, "--stall-timeout", "30")
+    out, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 1
+    # One line (FFmpeg's own report of the refusal is silenced), saying what happened and when.
+    lines = err.strip().splitlines()
+    said = re.fullmatch(
+        rf"error: cannot open stream {re.escape(url)}: connection refused by 127\.0\.0\.1:{port} after (\d+\.\d) s; "
+        r"check that it is connected, not used by another program, and that the index or URL is right",
+        lines[0],
+    )
+    assert len(lines) == 1 and said, err
+    assert float(said.group(1)) < 30
 
 
 def test_a_signal_while_outputs_are_finalised_is_recorded_not_raised():

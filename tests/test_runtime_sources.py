@@ -275,7 +275,7 @@ def test_an_open_that_hangs_is_abandoned_after_the_stall_timeout():
         release.wait(timeout=60)
         return late
 
-    with pytest.raises(SourceError, match=r"^cannot open stream http://cam/hung within 0.2 s; check that it is connected"):
+    with pytest.raises(SourceError, match=r"^cannot open stream http://cam/hung: no answer within 0.2 s; check that it is connected"):
         LiveSource("http://cam/hung", hanging_factory, stall_timeout=0.2)
     release.set()
     for _ in range(100):
@@ -322,3 +322,35 @@ def test_a_looped_video_starts_again_and_a_video_without_frames_does_not_loop_fo
     nothing.get = lambda prop: 0.0
     source = VideoFileSource("empty.mp4", lambda target: nothing, loop=True)
     assert drain(source) == [] and source.loops == 0
+
+
+def test_a_stream_whose_server_went_away_says_the_reopen_was_refused():
+    server = MJPEGServer()
+    source = LiveSource(server.url, max_reopen=2, backoff_s=0.05, stall_timeout=5.0)
+    try:
+        frames_seen = iter(source)
+        next(frames_seen)
+        server.stop()
+        drain(source)
+    finally:
+        source.close()
+        server.stop()
+    assert source.ended_reason.startswith(
+        f"stream {server.url} could not be reopened: connection refused by 127.0.0.1:{server.port} after 0."
+    )
+    assert source.ended_reason.endswith(" s; gave up after 2 reopen attempts")
+
+
+def test_a_stall_timeout_opencv_cannot_take_is_refused():
+    for seconds in (float("inf"), 1e308, 3e6, 0.0, float("nan")):
+        with pytest.raises(ValueError, match=r"^stall_timeout .*: expected seconds in \(0, 3600\]"):
+            LiveSource("http://cam/live", Factory(FakeCapture(frames(1))), stall_timeout=seconds)
+
+
+def test_thousands_of_reopen_attempts_keep_the_longest_wait():
+    waits = []
+    source = LiveSource(0, Factory(FakeCapture(frames(1))), max_reopen=1100, sleep=waits.append)
+    drain(source)
+    source.close()
+    assert len(waits) == 1100 and max(waits) == 8.0
+    assert source.ended_reason == "camera index 0 could not be reopened: the open failed after 0.0 s; gave up after 1100 reopen attempts"
