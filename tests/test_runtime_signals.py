@@ -28,8 +28,14 @@ WAIT_S = 90.0  # generous bound for a loaded machine; no test relies on it for s
 BASE = ["--no-display", "--detector", "haar", "--threads", "1"]
 
 
-def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+def start(tmp_path: Path, *args: str, ignore: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Starts edge-run; `ignore`: signals set to SIG_IGN before it starts, as `nohup` does for SIGHUP."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def ignore_signals():
+        for signum in ignore:
+            signal.signal(signum, signal.SIG_IGN)
+
     return subprocess.Popen(
         [sys.executable, "-m", "edge_runtime.cli", *BASE, *args],
         cwd=tmp_path,
@@ -37,6 +43,7 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ignore_signals if ignore else None,
     )
 
 
@@ -79,6 +86,28 @@ def test_stop_signals_finish_every_output_and_exit_with_the_signal_status(signum
     assert abs(int(last_row["frame"]) - records[-1]["frame"]) <= 1
     assert abs(count_video_frames(tmp_path / "o.mp4") - frames) <= 1
     assert not list(tmp_path.glob(".*")), "hidden files left behind"
+
+
+def test_a_run_started_with_sighup_ignored_outlives_a_sighup_as_under_nohup(tmp_path):
+    process = start(tmp_path, "--source", "demo", "--loop", "--max-frames", "300", "--jsonl", "o.jsonl", ignore=(signal.SIGHUP,))
+    wait_for_records(process, tmp_path / "o.jsonl", 10)
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 0, err
+    assert "stopped: max frames (300)" in out
+
+
+def test_an_ignored_signal_stays_ignored_and_the_others_are_handled():
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)  # nothing happens
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_sigkill_keeps_every_complete_record_and_the_next_run_removes_the_stranded_video(tmp_path):
