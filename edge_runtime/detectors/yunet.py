@@ -14,12 +14,16 @@ import cv2
 import numpy as np
 
 from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
+from edge_runtime.onnx_props import WireFormatError, graph_io_names
 
 DEFAULT_NMS_THRESHOLD = 0.3
 TOP_K = 5000
 # Smaller inputs give the network nothing to look at (its coarsest stride is 32 px) and
 # non-finite boxes back.
 MIN_INPUT_SIDE = 16
+# The outputs cv2.FaceDetectorYN reads by name: scores, objectness, boxes and landmarks at
+# strides 8, 16 and 32.
+YUNET_OUTPUTS = tuple(f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32))
 
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -31,6 +35,32 @@ def _to_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     return frame
+
+
+def _check_graph(path: Path) -> None:
+    """Refuses an ONNX file that is not YuNet before OpenCV builds it: OpenCV would fail on the
+    first layer that disagrees with YuNet's shapes, after some 80 lines of its own log.
+
+    Raises:
+        DetectorError: naming the file, the inputs and outputs it has and those YuNet has.
+    """
+    try:
+        inputs, outputs = graph_io_names(path.read_bytes())
+    except OSError as error:
+        raise DetectorError(f"{path}: cannot be read ({error.strerror})") from None
+    except WireFormatError:
+        return  # not ONNX at all: OpenCV's load fails and says so below
+    if len(inputs) != 1 or any(name not in outputs for name in YUNET_OUTPUTS):
+        raise DetectorError(
+            f"{path}: not a YuNet face detector (inputs {_listed(inputs)}; outputs {_listed(outputs)}); "
+            "expected one image input and the outputs cls_8, cls_16, cls_32, obj_*, bbox_*, kps_*"
+        )
+
+
+def _listed(names: list[str], shown: int = 4) -> str:
+    # A graph may have hundreds of outputs; a few name it well enough on one line.
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return (", ".join(names[:shown]) or "none") + more
 
 
 class YuNetDetector:
@@ -65,6 +95,7 @@ class YuNetDetector:
             raise DetectorError(f"{path}: no such YuNet model file")
         if not hasattr(cv2, "FaceDetectorYN"):
             raise DetectorError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; install 'opencv-python-headless>=4.8,<5'")
+        _check_graph(path)
         try:
             self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 240), float(score_threshold), float(nms_threshold), TOP_K)
         except cv2.error:
