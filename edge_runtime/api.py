@@ -224,9 +224,20 @@ class EmotionDetector:
         return faces
 
     def is_face_crop(self, image: np.ndarray) -> bool:
-        """True for an image barely larger than the model input: an already-cropped face
-        (a FER-2013 file is 48x48), which a detector cannot find a face in."""
-        return max(image.shape[:2]) <= WHOLE_FACE_MAX_FACTOR * self.spec.size
+        """True for an image from the model input's size to barely larger: an already-cropped
+        face (a FER-2013 file is 48x48), which a detector cannot find a face in."""
+        return self.spec.size <= min(image.shape[:2]) and max(image.shape[:2]) <= WHOLE_FACE_MAX_FACTOR * self.spec.size
+
+    def photo_problem(self, image: np.ndarray) -> str:
+        """Why a photo cannot hold a face, as one phrase; "" when it can.
+
+        A photo smaller than the model's input on both sides (a 1x1 PNG, a thumbnail) would
+        only be stretched into a face that is not there.
+        """
+        height, width = image.shape[:2]
+        if max(height, width) < self.spec.size:
+            return f"{width}x{height} px is too small to hold a face (the model reads {self.spec.size}x{self.spec.size})"
+        return ""
 
     def detect_photo(self, image: np.ndarray, whole: bool = False) -> list[Face]:
         """Faces in one photo, which stands alone: nothing carries over from earlier frames.
@@ -235,9 +246,13 @@ class EmotionDetector:
         classified as one face spanning the image.
 
         Raises:
-            ValueError: for something that is not an image.
+            ValueError: for something that is not an image, or one too small to hold a face
+                (see `photo_problem`).
         """
         image = check_frame(image)
+        problem = self.photo_problem(image)
+        if problem:
+            raise ValueError(f"image: {problem}")
         if whole or self.is_face_crop(image):
             self.reset(restart_ids=True)
             return self.classify_whole(image)

@@ -47,7 +47,9 @@ def test_a_run_that_processed_nothing_exits_1_and_writes_nothing(kind, tmp_path)
         capture.release()
     result = runner.invoke(app, [*BASE, "--source", str(source), "--jsonl", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 1, result.output
-    assert f"error: {source}: no frame could be read" in result.output
+    # One image says what is wrong with it; a video, how many frames failed.
+    said = "not an image OpenCV can decode; nothing was processed" if kind == "text named .jpg" else "no frame could be read"
+    assert f"error: {source}: {said}" in result.output
     assert "frames: 0 |" in result.output
     assert not (tmp_path / "o.jsonl").exists()
 

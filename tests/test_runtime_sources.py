@@ -17,6 +17,7 @@ from edge_runtime.sources import (
     SourceError,
     VideoFileSource,
     demo_clip_path,
+    demo_photo_path,
     open_source,
 )
 from tests.mjpeg_server import MJPEGServer
@@ -171,6 +172,25 @@ def test_image_file_and_folder(tmp_path):
     assert isinstance(source, ImageSource) and len(got) == 3 and source.unreadable == 1
     with open_source(str(tmp_path / "1.png")) as single:
         assert [frame.mean() for frame in single] == [50.0]
+
+
+def test_a_truncated_image_is_skipped_and_named_with_the_others_that_cannot_be_read(tmp_path):
+    # The demo photo cut to a third: OpenCV decodes it without an error, the rows it lacks grey.
+    whole = demo_photo_path().read_bytes()
+    (tmp_path / "a_whole.jpg").write_bytes(whole)
+    (tmp_path / "b_cut.jpg").write_bytes(whole[: len(whole) // 3])
+    assert cv2.imread(str(tmp_path / "b_cut.jpg")) is not None  # the case this test is about
+    png = cv2.imencode(".png", cv2.imread(str(demo_photo_path())))[1].tobytes()
+    (tmp_path / "c_cut.png").write_bytes(png[: len(png) // 3])
+    (tmp_path / "d_broken.jpg").write_bytes(b"not a jpeg")
+    with open_source(str(tmp_path)) as source:
+        got = list(source)
+    assert len(got) == 1 and source.unreadable == 3
+    assert source.skipped == [
+        f"{tmp_path / 'b_cut.jpg'}: truncated JPEG: no end-of-image marker (FF D9) at its end",
+        f"{tmp_path / 'c_cut.png'}: truncated PNG: no IEND chunk at its end",
+        f"{tmp_path / 'd_broken.jpg'}: not an image OpenCV can decode",
+    ]
 
 
 def test_missing_source_and_unreadable_video(tmp_path):
