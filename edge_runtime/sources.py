@@ -12,6 +12,7 @@ file can be looped, for demonstrations and long-run checks.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -209,6 +210,24 @@ def open_source(
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageSource([path], str(path), photo_check)
         return VideoFileSource(path, capture_factory or _default_capture, loop)
-    raise SourceError(
-        f"{text}: no such file or folder; expected a webcam index, a video, an image, a folder, a stream URL or 'demo'"
+    raise SourceError(_why_not_a_source(path, text))
+
+
+def _why_not_a_source(path: Path, text: str) -> str:
+    """The one-line error for a path that is neither a regular file nor a folder."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{text}: no such file or folder; expected a webcam index, a video, an image, a folder, a stream URL or 'demo'"
+    except OSError as error:
+        return f"{text}: cannot be examined ({error.strerror})"
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
     )
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    # /dev/video0 is a character device too: OpenCV opens a camera by its index.
+    hint = "; for a camera, pass its index (--source 0)" if stat.S_ISCHR(mode) else ""
+    return f"{text}: {kind}, not a video, an image or a folder of images{hint}"

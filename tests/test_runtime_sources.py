@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -191,6 +192,14 @@ def test_a_truncated_image_is_skipped_and_named_with_the_others_that_cannot_be_r
         f"{tmp_path / 'c_cut.png'}: truncated PNG: no IEND chunk at its end",
         f"{tmp_path / 'd_broken.jpg'}: not an image OpenCV can decode",
     ]
+
+
+def test_a_device_or_fifo_as_source_is_called_what_it_is(tmp_path):
+    with pytest.raises(SourceError, match=r"^/dev/zero: a character device, not a video, an image or a folder of images; for a camera"):
+        open_source("/dev/zero")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(SourceError, match=r": a FIFO \(named pipe\), not a video, an image or a folder of images$"):
+        open_source(str(tmp_path / "pipe"))
 
 
 def test_missing_source_and_unreadable_video(tmp_path):
