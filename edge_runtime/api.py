@@ -35,6 +35,7 @@ from edge_runtime.detectors import (
     load_detector,
 )
 from edge_runtime.detectors.base import photo_scale
+from edge_runtime.limits import CROP_MARGIN, DETECT_EVERY, MIN_CONFIDENCE, SMOOTH
 from edge_runtime.preprocess import faces_to_batch
 from edge_runtime.tracker import IoUTracker
 
@@ -143,12 +144,13 @@ class EmotionDetector:
         cascade: str | os.PathLike | None = None,
         verify_model: bool = True,
     ) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every {detect_every}: expected 1 or more")
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ValueError(f"min_confidence {min_confidence}: expected a probability in [0, 1]")
-        if crop_margin is not None and not -0.45 <= crop_margin <= 2.0:
-            raise ValueError(f"crop_margin {crop_margin}: expected a fraction of the box side in [-0.45, 2]")
+        # The bounds of the `edge-run` options.
+        bounded = {"detect_every": (detect_every, DETECT_EVERY), "smooth": (smooth, SMOOTH),
+                   "min_confidence": (min_confidence, MIN_CONFIDENCE), "crop_margin": (crop_margin, CROP_MARGIN)}
+        for name, (value, bound) in bounded.items():
+            problem = bound.problem(name, value) if value is not None else ""
+            if problem:
+                raise ValueError(problem)
         self.tracker = IoUTracker(smooth=0.0 if photo else smooth)
         shortcuts = dict(detect_scale=detect_scale, min_size=min_size, scale_factor=scale_factor, min_neighbors=min_neighbors,
                          cascade=cascade)
@@ -225,9 +227,20 @@ class EmotionDetector:
         return faces
 
     def is_face_crop(self, image: np.ndarray) -> bool:
-        """True for an image barely larger than the model input: an already-cropped face
-        (a FER-2013 file is 48x48), which a detector cannot find a face in."""
-        return max(image.shape[:2]) <= WHOLE_FACE_MAX_FACTOR * self.spec.size
+        """True for an image from the model input's size to barely larger: an already-cropped
+        face (a FER-2013 file is 48x48), which a detector cannot find a face in."""
+        return self.spec.size <= min(image.shape[:2]) and max(image.shape[:2]) <= WHOLE_FACE_MAX_FACTOR * self.spec.size
+
+    def photo_problem(self, image: np.ndarray) -> str:
+        """Why a photo cannot hold a face, as one phrase; "" when it can.
+
+        A photo smaller than the model's input on both sides (a 1x1 PNG, a thumbnail) would
+        only be stretched into a face that is not there.
+        """
+        height, width = image.shape[:2]
+        if max(height, width) < self.spec.size:
+            return f"{width}x{height} px is too small to hold a face (the model reads {self.spec.size}x{self.spec.size})"
+        return ""
 
     def detect_photo(self, image: np.ndarray, whole: bool = False) -> list[Face]:
         """Faces in one photo, which stands alone: nothing carries over from earlier frames.
@@ -236,9 +249,13 @@ class EmotionDetector:
         classified as one face spanning the image.
 
         Raises:
-            ValueError: for something that is not an image.
+            ValueError: for something that is not an image, or one too small to hold a face
+                (see `photo_problem`).
         """
         image = check_frame(image)
+        problem = self.photo_problem(image)
+        if problem:
+            raise ValueError(f"image: {problem}")
         if whole or self.is_face_crop(image):
             self.reset(restart_ids=True)
             return self.classify_whole(image)

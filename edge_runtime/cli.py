@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -22,7 +23,21 @@ from edge_runtime.detectors import DETECTOR_NAMES, DetectorError, DetectorSettin
 from edge_runtime.display import DisplayError
 from edge_runtime.draw import OVERLAYS
 from edge_runtime.formats import BACKEND_NAMES
-from edge_runtime.limits import max_threads
+from edge_runtime.limits import (
+    CROP_MARGIN,
+    DETECT_EVERY,
+    DETECT_SCALE,
+    HAAR_MIN_NEIGHBORS,
+    HAAR_SCALE_FACTOR,
+    MAX_FRAMES,
+    MAX_REOPEN,
+    MIN_CONFIDENCE,
+    MIN_FACE_SIZE,
+    SCORE_THRESHOLD,
+    SMOOTH,
+    STALL_TIMEOUT_S,
+    max_threads,
+)
 from edge_runtime.metadata import MetadataError
 from edge_runtime.output_paths import writes_to_stdout
 from edge_runtime.outputs import OutputError
@@ -102,37 +117,49 @@ def main(
                      help="Download and verify the detector files into the cache, then exit (for offline devices)."),
     ] = False,
     score_threshold: Annotated[
-        Optional[float], typer.Option(min=0.01, max=0.99, help="Least YuNet face score (default: 0.5).")
+        Optional[float],
+        typer.Option(min=SCORE_THRESHOLD.low, max=SCORE_THRESHOLD.high, help="Least YuNet face score (default: 0.5)."),
     ] = None,
     cascade: Annotated[
         Optional[Path], typer.Option(exists=True, dir_okay=False, help="Haar cascade XML (default: OpenCV's frontal face).")
     ] = None,
-    scale_factor: Annotated[float, typer.Option(min=1.01, help="Haar pyramid step; larger is faster.")] = DetectorSettings.scale_factor,
+    scale_factor: Annotated[
+        float, typer.Option(min=HAAR_SCALE_FACTOR.low, max=HAAR_SCALE_FACTOR.high, help="Haar pyramid step; larger is faster.")
+    ] = DetectorSettings.scale_factor,
     min_neighbors: Annotated[
-        int, typer.Option(min=0, help="Haar hits a face needs; larger, fewer false faces.")
+        int,
+        typer.Option(min=HAAR_MIN_NEIGHBORS.low, max=HAAR_MIN_NEIGHBORS.high, help="Haar hits a face needs; larger, fewer false faces."),
     ] = DetectorSettings.min_neighbors,
     min_size: Annotated[
-        Optional[int], typer.Option(min=1, help="Smallest face side, in source pixels (default: haar 60, yunet 24).")
+        Optional[int],
+        typer.Option(
+            min=MIN_FACE_SIZE.low, max=MIN_FACE_SIZE.high, help="Smallest face side, in source pixels (default: haar 60, yunet 24)."
+        ),
     ] = None,
     detect_scale: Annotated[
-        Optional[float], typer.Option(min=0.05, max=1.0, help="Detect on a copy resized by this factor (default: 0.5).")
+        Optional[float],
+        typer.Option(min=DETECT_SCALE.low, max=DETECT_SCALE.high, help="Detect on a copy resized by this factor (default: 0.5)."),
     ] = None,
     whole_image: Annotated[
         bool,
         typer.Option("--whole-image", help="Classify every image as one face, without detection (already-cropped faces)."),
     ] = False,
     detect_every: Annotated[
-        int, typer.Option(min=1, help="Detect every N frames; faces keep their last boxes in between.")
+        int,
+        typer.Option(min=DETECT_EVERY.low, max=DETECT_EVERY.high, help="Detect every N frames; faces keep their last boxes in between."),
     ] = 1,
     smooth: Annotated[
-        float, typer.Option(min=0.0, max=0.99, help="Per-face probability smoothing (weight of the past; 0: off).")
+        float, typer.Option(min=SMOOTH.low, max=SMOOTH.high, help="Per-face probability smoothing (weight of the past; 0: off).")
     ] = DEFAULT_SMOOTH,
     min_confidence: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Below this, a face is shown as uncertain.")
+        float, typer.Option(min=MIN_CONFIDENCE.low, max=MIN_CONFIDENCE.high, help="Below this, a face is shown as uncertain.")
     ] = DEFAULT_MIN_CONFIDENCE,
     crop_margin: Annotated[
         Optional[float],
-        typer.Option(min=-0.45, max=2.0, help="Extra margin around the detector's crop, fraction of its side (default: the model's)."),
+        typer.Option(
+            min=CROP_MARGIN.low, max=CROP_MARGIN.high,
+            help="Extra margin around the detector's crop, fraction of its side (default: the model's).",
+        ),
     ] = None,
     flip_average: Annotated[
         bool,
@@ -162,12 +189,13 @@ def main(
     overlay: Annotated[
         OverlayChoice, typer.Option(help="What is drawn on each face: bars (label and probability bars), labels, none.")
     ] = DEFAULT_OVERLAY,
-    max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=MAX_FRAMES.low, max=MAX_FRAMES.high, help="Stop after N frames.")] = None,
     loop: Annotated[bool, typer.Option("--loop", help="Play a video file (or the demo) again from the start at its end.")] = False,
     stall_timeout: Annotated[
         float,
         typer.Option(
-            min=0.5,
+            min=STALL_TIMEOUT_S.low,
+            max=STALL_TIMEOUT_S.high,
             help="Seconds a camera or stream may go without a new frame (none, or the same picture) before it is "
             "reopened; also its open and read time-out.",
         ),
@@ -175,7 +203,8 @@ def main(
     max_reopen: Annotated[
         int,
         typer.Option(
-            min=0,
+            min=MAX_REOPEN.low,
+            max=MAX_REOPEN.high,
             help="Reopen attempts in a row without a new frame before a stalled source ends the run (status 1); "
             "that is within about (max-reopen + 1) x stall-timeout plus the waits between attempts (0.5 s, doubling, at most 8 s).",
         ),
@@ -245,8 +274,11 @@ def _report(summary: RunSummary, outputs: tuple[Path | None, ...]) -> None:
 
 
 def _quiet_opencv() -> None:
-    # OpenCV logs a WARN line per failed camera probe; the error message here says it better.
+    # OpenCV logs a WARN line per failed camera probe, FFmpeg one per refused connection
+    # (-8: its "quiet" level); the error message here says it better.
     import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

@@ -8,8 +8,10 @@ A live source can fail in three ways, and each is bounded by `stall_timeout`:
   with its capture, which its own thread releases when the read returns);
 - frames keep coming but the picture never changes (a frozen encoder) or none is decodable.
 In each case the source is reopened after an exponential backoff; after `max_reopen` attempts
-in a row without a new picture it ends with `ended_reason` set. From the last new picture to
-the end takes at most about (max_reopen + 1) x stall_timeout plus the backoff waits.
+in a row without a new picture it ends with `ended_reason` set, saying what happened last (a
+stall, a failed read, or why the reopen failed: no answer in time, a refused connection...).
+From the last new picture to the end takes at most about (max_reopen + 1) x stall_timeout plus
+the backoff waits.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import cv2
 import numpy as np
 
 from edge_runtime.frame_source import FrameSource, SourceError, usable
+from edge_runtime.limits import STALL_TIMEOUT_S
+from edge_runtime.stream_probe import why_not_opened
 
 DEFAULT_MAX_REOPEN = 5
 DEFAULT_STALL_TIMEOUT_S = 5.0
@@ -52,9 +56,12 @@ def capture_with_timeouts(timeout_s: float) -> CaptureFactory:
     return open_capture
 
 
-def open_within(factory: CaptureFactory, target: object, timeout_s: float, stop: threading.Event):
-    """Opens a capture on a worker thread; returns it, or None if it failed, took longer than
-    `timeout_s`, or `stop` was set.
+def open_within(factory: CaptureFactory, target: object, timeout_s: float, stop: threading.Event) -> tuple[object, bool]:
+    """Opens a capture on a worker thread.
+
+    Returns:
+        (capture, timed_out): the capture, or None if it failed, took longer than `timeout_s`,
+        or `stop` was set; timed_out is True when the open was still running at the deadline.
 
     The caller waits in short steps, so a signal (Ctrl-C) interrupts it at once. An abandoned
     open keeps running on its daemon thread; whatever capture it produces is released there.
@@ -81,15 +88,19 @@ def open_within(factory: CaptureFactory, target: object, timeout_s: float, stop:
 
     threading.Thread(target=work, name=f"open-{target}", daemon=True).start()
     deadline = time.monotonic() + timeout_s
+    timed_out = False
     try:
         while not done.wait(POLL_S):
-            if stop.is_set() or time.monotonic() > deadline:
+            if stop.is_set():
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
                 break
     finally:
         with lock:
             capture = state["capture"]
             state["abandoned"] = capture is None
-    return capture
+    return capture, timed_out and capture is None
 
 
 class _Reader:
@@ -153,20 +164,27 @@ class LiveSource(FrameSource):
         stall_timeout: float = DEFAULT_STALL_TIMEOUT_S,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
+        # OpenCV takes the time-out in 32-bit milliseconds: more wraps round to a time-out of
+        # nothing, and an infinite one fails the conversion.
+        if isinstance(stall_timeout, bool) or not 0 < stall_timeout <= STALL_TIMEOUT_S.high:
+            raise ValueError(f"stall_timeout {stall_timeout!r}: expected seconds in (0, {STALL_TIMEOUT_S.high:g}]")
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self.target = target
         self.describe = f"camera index {target}" if isinstance(target, int) else f"stream {target}"
+        # Only a real OpenCV capture failed for a reason a connection can find out.
+        self._probe = capture_factory is None and isinstance(target, str)
         self._factory = capture_factory or capture_with_timeouts(stall_timeout)
         self.max_reopen = max_reopen
         self.backoff_s = backoff_s
         self.stall_timeout = stall_timeout
-        capture = open_within(self._factory, target, stall_timeout + OPEN_GRACE_S, self._stop)
+        capture, problem = self._open()
         if capture is None:
             raise SourceError(
-                f"cannot open {self.describe} within {stall_timeout:g} s; check that it is connected, "
+                f"cannot open {self.describe}: {problem}; check that it is connected, "
                 "not used by another program, and that the index or URL is right"
             )
+        self._trouble = ""  # what ended the last capture, for the give-up message
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         super().__init__(str(target), fps if fps > 0 else None)
         self._frame: np.ndarray | None = None
@@ -178,6 +196,21 @@ class LiveSource(FrameSource):
         self._reader = _Reader(capture, self._deliver, self._count_unreadable)
         self._thread = threading.Thread(target=self._supervise, name=f"watch-{target}", daemon=True)
         self._thread.start()
+
+    def _open(self) -> tuple[object, str]:
+        """A new capture and "", or None and what happened: "no answer within 5 s" when the
+        open was still running at the time-out, "connection refused by ..." (what a probe
+        finds, see `stream_probe`) when it failed before."""
+        started = time.monotonic()
+        capture, timed_out = open_within(self._factory, self.target, self.stall_timeout + OPEN_GRACE_S, self._stop)
+        seconds = time.monotonic() - started
+        if capture is not None:
+            return capture, ""
+        # A failure that took the whole time-out is OpenCV's own time-out (set to the same).
+        if timed_out or seconds >= self.stall_timeout:
+            return None, f"no answer within {self.stall_timeout:g} s"
+        reason = (why_not_opened(str(self.target)) if self._probe else "") or "the open failed"
+        return None, f"{reason} after {seconds:.1f} s"
 
     def _count_unreadable(self) -> None:
         self.unreadable += 1
@@ -208,6 +241,10 @@ class LiveSource(FrameSource):
                 while not reader.ended.wait(POLL_S):
                     if self._stop.is_set() or self._stalled(self._attempt_started):
                         break
+                if reader.ended.is_set():
+                    self._trouble = "stopped delivering: a read failed"
+                else:
+                    self._trouble = f"stalled: no new frame for {self.stall_timeout:g} s"
                 reader.abandoned.set()
                 if self._stop.is_set():
                     return
@@ -216,10 +253,7 @@ class LiveSource(FrameSource):
                 attempts = self._reopen(attempts)
                 if attempts is None:
                     if not self._stop.is_set():
-                        self.ended_reason = (
-                            f"{self.describe} stalled: no new frame for {self.stall_timeout:g} s; "
-                            f"gave up after {self.max_reopen} reopen attempts"
-                        )
+                        self.ended_reason = f"{self.describe} {self._trouble}; gave up after {self.max_reopen} reopen attempts"
                     return
         finally:
             self._reader.abandoned.set()
@@ -236,12 +270,15 @@ class LiveSource(FrameSource):
         while attempt < self.max_reopen:
             if self._stop.is_set():
                 return None
-            self._sleep(min(MAX_BACKOFF_S, self.backoff_s * 2**attempt))
+            # The exponent is capped: 2 ** attempt alone overflows a float past 1023 attempts.
+            self._sleep(min(MAX_BACKOFF_S, self.backoff_s * 2 ** min(attempt, 64)))
             attempt += 1
             # The time spent opening counts towards the next stall.
             started = time.monotonic()
-            capture = open_within(self._factory, self.target, self.stall_timeout + OPEN_GRACE_S, self._stop)
-            if capture is not None:
+            capture, problem = self._open()
+            if capture is None:
+                self._trouble = f"could not be reopened: {problem}"
+            else:
                 self.reopens += 1
                 self._attempt_started = started
                 self._reader = _Reader(capture, self._deliver, self._count_unreadable)

@@ -1,4 +1,5 @@
-"""An ONNX file's `metadata_props`, read and rewritten without the `onnx` package.
+"""An ONNX file's `metadata_props` (read and rewritten) and its graph's input and output names
+(read), without the `onnx` package.
 
 An ONNX file is one protobuf `ModelProto`. Its top-level fields are a handful of records (the
 graph is one of them); `metadata_props` (field 14) are key/value records among them. Walking
@@ -13,6 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 METADATA_PROPS_FIELD = 14
+GRAPH_FIELD = 7  # ModelProto.graph
+# GraphProto's fields: initializer (TensorProto, its name is field 8), input and output
+# (ValueInfoProto, its name is field 1).
+_INITIALIZER_FIELD, _INPUT_FIELD, _OUTPUT_FIELD = 5, 11, 12
+_TENSOR_NAME_FIELD, _VALUE_INFO_NAME_FIELD = 8, 1
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 
 
@@ -128,3 +134,38 @@ def with_prop(data: bytes, key: str, value: str) -> bytes:
 def _string_field(field: int, text: str) -> bytes:
     raw = text.encode("utf-8")
     return _encode_varint(field << 3 | _LENGTH_DELIMITED) + _encode_varint(len(raw)) + raw
+
+
+def _name(data: bytes | memoryview, record: Record, field: int) -> str:
+    """The string `field` inside the message that `record` holds ("" when it has none)."""
+    body = data[record.value_start : record.end]
+    for inner in records(body):
+        if inner.field == field:
+            return bytes(body[inner.value_start : inner.end]).decode("utf-8", errors="replace")
+    return ""
+
+
+def graph_io_names(data: bytes | memoryview) -> tuple[list[str], list[str]]:
+    """The input and output names of a serialised ModelProto's graph, in file order.
+
+    Inputs that an initializer fills (older exporters list the weights as inputs too) are left
+    out: what is left is what a caller feeds. Only the graph's top level is walked, not its
+    nodes or weights.
+
+    Raises:
+        WireFormatError: the bytes are not a well-formed protobuf message.
+    """
+    view = memoryview(data)
+    inputs, outputs, weights = [], [], set()
+    for record in records(view):
+        if record.field != GRAPH_FIELD:
+            continue
+        graph = view[record.value_start : record.end]
+        for inner in records(graph):
+            if inner.field == _INPUT_FIELD:
+                inputs.append(_name(graph, inner, _VALUE_INFO_NAME_FIELD))
+            elif inner.field == _OUTPUT_FIELD:
+                outputs.append(_name(graph, inner, _VALUE_INFO_NAME_FIELD))
+            elif inner.field == _INITIALIZER_FIELD:
+                weights.add(_name(graph, inner, _TENSOR_NAME_FIELD))
+    return [name for name in inputs if name not in weights], outputs

@@ -33,6 +33,7 @@ NO_FACE_HINT = (
     "for turned or tilted faces use --detector yunet"
 )
 FPS_SMOOTHING = 0.9  # weight of the past in the on-screen FPS, so the number is readable
+SKIPPED_NAMED = 5  # image files the summary names; a folder of thousands gets a count beyond
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class RunSummary:
         uncertain: faces below `min_confidence` (and those without a label).
         unlabelled: faces the model's output for was not finite (NaN or infinite): no label.
         unreadable: frames that could not be decoded and were skipped.
+        skipped: "<file>: <why>" for each image file skipped (undecodable, cut short, too small).
         dropped: live frames replaced by newer ones before being processed.
         reopens: times a live source was reopened.
         stopped_by: why the loop ended.
@@ -120,6 +122,7 @@ class RunSummary:
     uncertain: int = 0
     unlabelled: int = 0
     unreadable: int = 0
+    skipped: list[str] = field(default_factory=list)
     dropped: int = 0
     reopens: int = 0
     stopped_by: str = ""
@@ -146,6 +149,9 @@ class RunSummary:
         ]
         if self.unreadable or self.dropped or self.reopens:
             lines.append(f"unreadable frames: {self.unreadable} | dropped live frames: {self.dropped} | reopens: {self.reopens}")
+        if self.skipped:
+            more = f"; and {len(self.skipped) - SKIPPED_NAMED} more" if len(self.skipped) > SKIPPED_NAMED else ""
+            lines.append("skipped images: " + "; ".join(self.skipped[:SKIPPED_NAMED]) + more)
         if self.frames and not self.faces:
             lines.append(f"no face found: {self.detector} found none in {self.frames} frame(s); {NO_FACE_HINT}")
         lines.append(f"stopped: {self.stopped_by}")
@@ -199,7 +205,8 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         summary.detector, summary.detector_note = detector.detector_name, detector.detector_note
         if source is None:
             source = open_source(
-                config.source, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen
+                config.source, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen,
+                photo_check=detector.photo_problem,
             )
         summary.source = source.name
         images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None
@@ -221,6 +228,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
                 if source is not None:
                     source.close()
                     summary.unreadable, summary.dropped, summary.reopens = source.unreadable, source.dropped, source.reopens
+                    summary.skipped = list(getattr(source, "skipped", []))
                 if window is not None:
                     window.close()
                 if own_detector and detector is not None:
@@ -236,6 +244,8 @@ def _failure(summary: RunSummary, source: FrameSource) -> str:
     if ended_reason:
         return ended_reason
     if summary.frames == 0 and summary.stopped_by == "end of source":
+        if len(summary.skipped) == 1:  # one image: what is wrong with it says it all
+            return f"{summary.skipped[0]}; nothing was processed"
         return f"{summary.source}: no frame could be read ({summary.unreadable} unreadable); nothing was processed"
     return ""
 

@@ -12,13 +12,15 @@ file can be looped, for demonstrations and long-run checks.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_runtime.frame_source import FrameSource, SourceError, usable
+from edge_runtime.image_files import read_image
 from edge_runtime.live_source import (
     DEFAULT_BACKOFF_S,
     DEFAULT_MAX_REOPEN,
@@ -115,21 +117,36 @@ class ImageSource(FrameSource):
     """An image file, or every image in a folder in name order.
 
     Each image is an unrelated photo (`is_photo`): the runner classifies it alone, and
-    `current` names the file of the frame last yielded.
+    `current` names the file of the frame last yielded. A file that cannot be decoded, is cut
+    short (see `image_files`) or that `photo_check` refuses is skipped, counted in
+    `unreadable` and named in `skipped`.
+
+    Args:
+        paths: the image files, in the order to read them.
+        name: what was opened (the file or folder).
+        photo_check: why a decoded image cannot be used ("" when it can), e.g. too small.
+
+    Attributes:
+        skipped: "<file>: <why>" for every file skipped.
     """
 
     is_photo = True
 
-    def __init__(self, paths: list[Path], name: str) -> None:
+    def __init__(self, paths: list[Path], name: str, photo_check: Callable[[np.ndarray], str] | None = None) -> None:
         super().__init__(name, None)
         self.paths = paths
         self.current: Path | None = None
+        self.skipped: list[str] = []
+        self._photo_check = photo_check
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for path in self.paths:
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if not usable(frame):
+            frame, problem = read_image(path)
+            if not problem and self._photo_check is not None:
+                problem = self._photo_check(frame)
+            if problem:
                 self.unreadable += 1
+                self.skipped.append(f"{path}: {problem}")
                 continue
             self.frames_read += 1
             self.current = path
@@ -154,6 +171,7 @@ def open_source(
     backoff_s: float = DEFAULT_BACKOFF_S,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S,
     loop: bool = False,
+    photo_check: Callable[[np.ndarray], str] | None = None,
 ) -> FrameSource:
     """Opens what `--source` names.
 
@@ -166,6 +184,8 @@ def open_source(
         backoff_s: first wait between reopen attempts (doubling).
         stall_timeout: seconds a live source may go without a new frame before it is reopened.
         loop: play a video file (or the demo) again from the start at its end.
+        photo_check: for an image or a folder, why an image cannot be used ("" when it can);
+            a refused image is skipped and named (see `ImageSource`).
 
     Raises:
         SourceError: naming the source when it does not exist or cannot be opened.
@@ -185,11 +205,29 @@ def open_source(
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not images:
             raise SourceError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return ImageSource(images, str(path))
+        return ImageSource(images, str(path), photo_check)
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageSource([path], str(path))
+            return ImageSource([path], str(path), photo_check)
         return VideoFileSource(path, capture_factory or _default_capture, loop)
-    raise SourceError(
-        f"{text}: no such file or folder; expected a webcam index, a video, an image, a folder, a stream URL or 'demo'"
+    raise SourceError(_why_not_a_source(path, text))
+
+
+def _why_not_a_source(path: Path, text: str) -> str:
+    """The one-line error for a path that is neither a regular file nor a folder."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{text}: no such file or folder; expected a webcam index, a video, an image, a folder, a stream URL or 'demo'"
+    except OSError as error:
+        return f"{text}: cannot be examined ({error.strerror})"
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
     )
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    # /dev/video0 is a character device too: OpenCV opens a camera by its index.
+    hint = "; for a camera, pass its index (--source 0)" if stat.S_ISCHR(mode) else ""
+    return f"{text}: {kind}, not a video, an image or a folder of images{hint}"

@@ -67,7 +67,8 @@ def signal_name(error: BaseException) -> str:
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[StopSignals]:
-    """Installs handlers that raise `Stopped` once for SIGINT, SIGTERM and SIGHUP.
+    """Installs handlers that raise `Stopped` once for SIGINT, SIGTERM and SIGHUP, except for a
+    signal that is ignored (SIGHUP under `nohup`), which stays ignored.
 
     Only the first signal is raised; later ones are ignored, so the cleanup it starts runs to
     the end. The previous handlers are restored on exit. Outside the main thread (where
@@ -85,7 +86,11 @@ def stop_signals() -> Iterator[StopSignals]:
         if not _finalising():
             raise Stopped(signum)
 
-    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
+    # A signal ignored when the program started stays ignored: `nohup` ignores SIGHUP so that a
+    # run outlives the terminal, and a shell ignores SIGINT in its background jobs.
+    previous = {
+        signum: signal.signal(signum, handle) for signum in STOP_SIGNALS if signal.getsignal(signum) != signal.SIG_IGN
+    }
     try:
         yield received
     finally:

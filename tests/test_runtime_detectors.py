@@ -28,7 +28,7 @@ from edge_runtime.detectors import (
 )
 from edge_runtime.detectors.table import YUNET_FILE
 from edge_runtime.detectors.yunet import YuNetDetector
-from tests.conftest import SHARED_YUNET
+from tests.conftest import FIXTURE_MODELS, SHARED_YUNET
 
 needs_yunet = pytest.mark.skipif(not SHARED_YUNET.is_file(), reason="needs the YuNet file in ../shared/models")
 runner = CliRunner()
@@ -134,6 +134,20 @@ def test_damaged_or_missing_yunet_file_is_one_line(tmp_path):
         YuNetDetector(damaged)
     with pytest.raises(DetectorError, match="no such detector model file"):
         load_detector(DetectorSettings(name="yunet", model=tmp_path / "missing.onnx"))
+
+
+def test_an_onnx_model_that_is_not_yunet_is_one_line_naming_what_yunet_has(capfd):
+    expected = (
+        f"{FIXTURE_MODELS['onnx']}: not a YuNet face detector (inputs face; outputs probabilities); "
+        "expected one image input and the outputs cls_8, cls_16, cls_32, obj_*, bbox_*, kps_*"
+    )
+    with pytest.raises(DetectorError) as refused:
+        YuNetDetector(FIXTURE_MODELS["onnx"])
+    assert str(refused.value) == expected
+    result = runner.invoke(app, ["--no-display", "--source", "demo", "--detector-model", str(FIXTURE_MODELS["onnx"])])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {expected}"
+    assert capfd.readouterr().err == "", "OpenCV printed its own errors"
 
 
 @pytest.mark.parametrize("kwargs, message", [({"score_threshold": 1.5}, "score_threshold"), ({"detect_scale": 0}, "detect_scale")])

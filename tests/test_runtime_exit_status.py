@@ -1,5 +1,5 @@
 """`edge-run` exit status and refusals made before the run: nothing processed, shared output
-paths, an output another run is writing, the thread bound."""
+paths, an output another run is writing, the bounds of the numeric options and threads."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from typer.testing import CliRunner
 from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.cli import app
 from edge_runtime.default_model import default_model_path
+from edge_runtime.detectors import DetectorSettings
+from edge_runtime.detectors.haar import HaarDetector
 from edge_runtime.limits import max_threads, threads_problem
+from edge_runtime.sources import demo_photo_path
 
 runner = CliRunner()
 BASE = ["--no-display", "--detector", "haar"]
@@ -45,7 +48,9 @@ def test_a_run_that_processed_nothing_exits_1_and_writes_nothing(kind, tmp_path)
         capture.release()
     result = runner.invoke(app, [*BASE, "--source", str(source), "--jsonl", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 1, result.output
-    assert f"error: {source}: no frame could be read" in result.output
+    # One image says what is wrong with it; a video, how many frames failed.
+    said = "not an image OpenCV can decode; nothing was processed" if kind == "text named .jpg" else "no frame could be read"
+    assert f"error: {source}: {said}" in result.output
     assert "frames: 0 |" in result.output
     assert not (tmp_path / "o.jsonl").exists()
 
@@ -93,3 +98,54 @@ def test_a_run_on_records_another_process_is_writing_is_refused_and_leaves_them_
     assert result.output.strip() == f"error: --jsonl {records}: another run is writing it; wait for it to end or choose another path"
     assert records.read_text() == '{"frame": 0}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jsonl"]
+
+
+# One value past each bound. A Haar scale factor of 1e8 made OpenCV's pyramid loop overflow and
+# grow memory without end in a call that SIGTERM and Ctrl-C could not interrupt.
+OUT_OF_RANGE = [
+    ("--scale-factor", "1e8"), ("--scale-factor", "1.0"), ("--min-neighbors", "101"), ("--min-size", "16385"),
+    ("--detect-scale", "0.01"), ("--score-threshold", "1"), ("--detect-every", "1001"), ("--smooth", "0.995"),
+    ("--min-confidence", "1.5"), ("--crop-margin", "2.5"), ("--max-frames", "1000000001"), ("--stall-timeout", "inf"),
+    ("--stall-timeout", "1e308"), ("--stall-timeout", "3e6"), ("--max-reopen", "100001"), ("--threads", "0"),
+]
+
+
+@pytest.mark.parametrize("option, value", OUT_OF_RANGE)
+def test_every_numeric_option_out_of_its_bound_is_a_usage_error(option, value):
+    result = runner.invoke(app, [*BASE, "--source", "demo", "--max-frames", "1", option, value])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output
+
+
+def test_the_options_at_their_bounds_still_run():
+    upper = ["--scale-factor", "3", "--min-neighbors", "100", "--min-size", "1", "--detect-scale", "1", "--detect-every", "1000",
+             "--smooth", "0.99", "--min-confidence", "1", "--crop-margin", "2", "--stall-timeout", "3600", "--max-reopen", "100000"]
+    result = runner.invoke(app, [*BASE, "--source", "demo", "--max-frames", "3", *upper])
+    assert result.exit_code == 0, result.output
+    assert "frames: 3 |" in result.output
+    lower = ["--scale-factor", "1.01", "--min-neighbors", "0", "--min-size", "16384", "--detect-scale", "0.05",
+             "--crop-margin", "-0.45", "--stall-timeout", "0.5", "--max-reopen", "0", "--max-frames", "1000000000"]
+    result = runner.invoke(app, [*BASE, "--source", str(demo_photo_path()), *lower])
+    assert result.exit_code == 0, result.output
+    assert "frames: 1 |" in result.output
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("scale_factor", 1e8), ("scale_factor", float("nan")), ("min_neighbors", 10**20), ("min_size", 0), ("min_size", 10**9),
+     ("detect_scale", 0.0), ("score_threshold", 1.0)],
+)
+def test_detector_settings_refuse_what_the_cli_refuses(setting, value):
+    with pytest.raises(ValueError, match=f"^{setting} "):
+        DetectorSettings(**{setting: value})
+    if setting != "score_threshold":
+        with pytest.raises(ValueError, match=f"^{setting} "):
+            HaarDetector(**{setting: value})
+
+
+@pytest.mark.parametrize("setting, value", [("detect_every", 1001), ("smooth", 0.995), ("min_confidence", -0.1), ("crop_margin", 2.5)])
+def test_emotion_detector_refuses_what_the_cli_refuses(setting, value):
+    from edge_runtime.api import EmotionDetector
+
+    with pytest.raises(ValueError, match=f"^{setting} {value:g}: expected a number in"):
+        EmotionDetector(detector="haar", **{setting: value})

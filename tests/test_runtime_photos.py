@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.api import Face
+from edge_runtime.api import EmotionDetector, Face
 from edge_runtime.cli import app
 from edge_runtime.default_model import MODELS_DIR
 from edge_runtime.detectors import get_detector_info
@@ -133,6 +133,53 @@ def test_already_cropped_faces_are_classified_whole(tmp_path):
     assert result.exit_code == 0, result.output
     assert "frames: 2 | faces: 2" in result.output
     assert [r["box"] for r in records(out)] == [[0, 0, 48, 48], [0, 0, 48, 48]]
+
+
+def test_a_truncated_or_tiny_image_is_refused_with_one_line_naming_it(tmp_path):
+    whole = demo_photo_path().read_bytes()
+    cut, tiny = tmp_path / "cut.jpg", tmp_path / "tiny.png"
+    cut.write_bytes(whole[: len(whole) // 3])
+    cv2.imwrite(str(tiny), np.full((1, 1, 3), 128, np.uint8))
+    for path, why in (
+        (cut, "truncated JPEG: no end-of-image marker (FF D9) at its end"),
+        (tiny, "1x1 px is too small to hold a face (the model reads 48x48)"),
+    ):
+        result = run("--source", path, "--detector", "haar")
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines()[-1] == f"error: {path}: {why}; nothing was processed"
+        assert "frames: 0 | faces: 0" in result.output
+
+
+def test_a_folder_names_the_images_it_skips_and_classifies_the_others(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(folder / "a_crop.png"), cv2.resize(photo[105:244, 90:229], (48, 48)))
+    whole = demo_photo_path().read_bytes()
+    (folder / "b_cut.jpg").write_bytes(whole[: len(whole) // 3])
+    for i in range(5):  # thumbnails below the model's 48 px on both sides
+        cv2.imwrite(str(folder / f"c_thumb{i}.png"), np.full((40, 47), 128, np.uint8))
+    out = tmp_path / "faces.jsonl"
+    result = run("--source", folder, "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    assert "frames: 1 | faces: 1" in result.output
+    assert [r["source"] for r in records(out)] == [str(folder / "a_crop.png")]
+    assert (
+        f"skipped images: {folder / 'b_cut.jpg'}: truncated JPEG: no end-of-image marker (FF D9) at its end; "
+        + "; ".join(f"{folder / f'c_thumb{i}.png'}: 47x40 px is too small to hold a face (the model reads 48x48)" for i in range(4))
+        + "; and 1 more\n"
+    ) in result.output
+
+
+def test_only_images_from_the_model_input_size_up_are_classified_whole():
+    with EmotionDetector(BUNDLED_ONNX, detector="haar") as detector:
+        for shape in ((1, 1, 3), (47, 40)):
+            with pytest.raises(ValueError, match=r"^image: \d+x\d+ px is too small to hold a face"):
+                detector.detect_photo(np.full(shape, 128, np.uint8))
+        assert detector.is_face_crop(np.zeros((48, 48), np.uint8)) and detector.is_face_crop(np.zeros((96, 60), np.uint8))
+        # A strip is no face crop: it goes to the detector, which finds no face in it.
+        assert not detector.is_face_crop(np.zeros((30, 90), np.uint8))
+        assert detector.detect_photo(np.full((30, 90), 128, np.uint8)) == []
 
 
 def test_whole_image_option_classifies_a_large_image_as_one_face(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,8 +28,14 @@ WAIT_S = 90.0  # generous bound for a loaded machine; no test relies on it for s
 BASE = ["--no-display", "--detector", "haar", "--threads", "1"]
 
 
-def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+def start(tmp_path: Path, *args: str, ignore: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Starts edge-run; `ignore`: signals set to SIG_IGN before it starts, as `nohup` does for SIGHUP."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def ignore_signals():
+        for signum in ignore:
+            signal.signal(signum, signal.SIG_IGN)
+
     return subprocess.Popen(
         [sys.executable, "-m", "edge_runtime.cli", *BASE, *args],
         cwd=tmp_path,
@@ -36,6 +43,7 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ignore_signals if ignore else None,
     )
 
 
@@ -78,6 +86,28 @@ def test_stop_signals_finish_every_output_and_exit_with_the_signal_status(signum
     assert abs(int(last_row["frame"]) - records[-1]["frame"]) <= 1
     assert abs(count_video_frames(tmp_path / "o.mp4") - frames) <= 1
     assert not list(tmp_path.glob(".*")), "hidden files left behind"
+
+
+def test_a_run_started_with_sighup_ignored_outlives_a_sighup_as_under_nohup(tmp_path):
+    process = start(tmp_path, "--source", "demo", "--loop", "--max-frames", "300", "--jsonl", "o.jsonl", ignore=(signal.SIGHUP,))
+    wait_for_records(process, tmp_path / "o.jsonl", 10)
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 0, err
+    assert "stopped: max frames (300)" in out
+
+
+def test_an_ignored_signal_stays_ignored_and_the_others_are_handled():
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)  # nothing happens
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_sigkill_keeps_every_complete_record_and_the_next_run_removes_the_stranded_video(tmp_path):
@@ -135,7 +165,26 @@ def test_a_stream_that_never_answers_is_given_up_after_the_stall_timeout(tmp_pat
         process = start(tmp_path, "--source", url, "--stall-timeout", "1")
         out, err = process.communicate(timeout=WAIT_S)
     assert process.returncode == 1
-    assert err.strip().splitlines()[-1].startswith(f"error: cannot open stream {url} within 1 s;")
+    assert err.strip().splitlines()[-1].startswith(f"error: cannot open stream {url}: no answer within 1 s;")
+
+
+def test_a_refused_port_is_said_to_refuse_at_once_not_to_time_out(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/stream"
+    process = start(tmp_path, "--source", url, "--stall-timeout", "30")
+    out, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 1
+    # One line (FFmpeg's own report of the refusal is silenced), saying what happened and when.
+    lines = err.strip().splitlines()
+    said = re.fullmatch(
+        rf"error: cannot open stream {re.escape(url)}: connection refused by 127\.0\.0\.1:{port} after (\d+\.\d) s; "
+        r"check that it is connected, not used by another program, and that the index or URL is right",
+        lines[0],
+    )
+    assert len(lines) == 1 and said, err
+    assert float(said.group(1)) < 30
 
 
 def test_a_signal_while_outputs_are_finalised_is_recorded_not_raised():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -17,6 +18,7 @@ from edge_runtime.sources import (
     SourceError,
     VideoFileSource,
     demo_clip_path,
+    demo_photo_path,
     open_source,
 )
 from tests.mjpeg_server import MJPEGServer
@@ -173,6 +175,33 @@ def test_image_file_and_folder(tmp_path):
         assert [frame.mean() for frame in single] == [50.0]
 
 
+def test_a_truncated_image_is_skipped_and_named_with_the_others_that_cannot_be_read(tmp_path):
+    # The demo photo cut to a third: OpenCV decodes it without an error, the rows it lacks grey.
+    whole = demo_photo_path().read_bytes()
+    (tmp_path / "a_whole.jpg").write_bytes(whole)
+    (tmp_path / "b_cut.jpg").write_bytes(whole[: len(whole) // 3])
+    assert cv2.imread(str(tmp_path / "b_cut.jpg")) is not None  # the case this test is about
+    png = cv2.imencode(".png", cv2.imread(str(demo_photo_path())))[1].tobytes()
+    (tmp_path / "c_cut.png").write_bytes(png[: len(png) // 3])
+    (tmp_path / "d_broken.jpg").write_bytes(b"not a jpeg")
+    with open_source(str(tmp_path)) as source:
+        got = list(source)
+    assert len(got) == 1 and source.unreadable == 3
+    assert source.skipped == [
+        f"{tmp_path / 'b_cut.jpg'}: truncated JPEG: no end-of-image marker (FF D9) at its end",
+        f"{tmp_path / 'c_cut.png'}: truncated PNG: no IEND chunk at its end",
+        f"{tmp_path / 'd_broken.jpg'}: not an image OpenCV can decode",
+    ]
+
+
+def test_a_device_or_fifo_as_source_is_called_what_it_is(tmp_path):
+    with pytest.raises(SourceError, match=r"^/dev/zero: a character device, not a video, an image or a folder of images; for a camera"):
+        open_source("/dev/zero")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(SourceError, match=r": a FIFO \(named pipe\), not a video, an image or a folder of images$"):
+        open_source(str(tmp_path / "pipe"))
+
+
 def test_missing_source_and_unreadable_video(tmp_path):
     with pytest.raises(SourceError, match="no such file or folder"):
         open_source(str(tmp_path / "nothing.mp4"))
@@ -275,7 +304,7 @@ def test_an_open_that_hangs_is_abandoned_after_the_stall_timeout():
         release.wait(timeout=60)
         return late
 
-    with pytest.raises(SourceError, match=r"^cannot open stream http://cam/hung within 0.2 s; check that it is connected"):
+    with pytest.raises(SourceError, match=r"^cannot open stream http://cam/hung: no answer within 0.2 s; check that it is connected"):
         LiveSource("http://cam/hung", hanging_factory, stall_timeout=0.2)
     release.set()
     for _ in range(100):
@@ -322,3 +351,35 @@ def test_a_looped_video_starts_again_and_a_video_without_frames_does_not_loop_fo
     nothing.get = lambda prop: 0.0
     source = VideoFileSource("empty.mp4", lambda target: nothing, loop=True)
     assert drain(source) == [] and source.loops == 0
+
+
+def test_a_stream_whose_server_went_away_says_the_reopen_was_refused():
+    server = MJPEGServer()
+    source = LiveSource(server.url, max_reopen=2, backoff_s=0.05, stall_timeout=5.0)
+    try:
+        frames_seen = iter(source)
+        next(frames_seen)
+        server.stop()
+        drain(source)
+    finally:
+        source.close()
+        server.stop()
+    assert source.ended_reason.startswith(
+        f"stream {server.url} could not be reopened: connection refused by 127.0.0.1:{server.port} after 0."
+    )
+    assert source.ended_reason.endswith(" s; gave up after 2 reopen attempts")
+
+
+def test_a_stall_timeout_opencv_cannot_take_is_refused():
+    for seconds in (float("inf"), 1e308, 3e6, 0.0, float("nan")):
+        with pytest.raises(ValueError, match=r"^stall_timeout .*: expected seconds in \(0, 3600\]"):
+            LiveSource("http://cam/live", Factory(FakeCapture(frames(1))), stall_timeout=seconds)
+
+
+def test_thousands_of_reopen_attempts_keep_the_longest_wait():
+    waits = []
+    source = LiveSource(0, Factory(FakeCapture(frames(1))), max_reopen=1100, sleep=waits.append)
+    drain(source)
+    source.close()
+    assert len(waits) == 1100 and max(waits) == 8.0
+    assert source.ended_reason == "camera index 0 could not be reopened: the open failed after 0.0 s; gave up after 1100 reopen attempts"

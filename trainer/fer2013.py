@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_path
+from edge_runtime.image_files import incomplete_image
 from edge_runtime.labels import FER_CSV_CODE_TO_LABEL, LABELS, NUM_CLASSES, csv_code_to_index, folder_to_index
 from edge_runtime.preprocess import FACE_SIZE, face_to_gray48
 
@@ -261,8 +262,8 @@ def _read_image(file: Path) -> np.ndarray:
     """One face image, refused when it is incomplete or undecodable.
 
     OpenCV decodes a truncated JPEG without an error, filling the missing rows with grey, and
-    training would learn from that; so a JPEG must end with its end-of-image marker and a PNG
-    with its IEND chunk before it is decoded.
+    training would learn from that; so the file must be whole (`incomplete_image`, the check
+    `edge-run` makes too) before it is decoded.
 
     Raises:
         DataError: naming the file and what is wrong with it.
@@ -271,30 +272,13 @@ def _read_image(file: Path) -> np.ndarray:
         data = file.read_bytes()
     except OSError as error:
         raise DataError(f"{file}: cannot read ({error.strerror})") from None
-    problem = _incomplete_image(data)
+    problem = incomplete_image(data)
     if problem:
         raise DataError(f"{file}: {problem}; expected a complete image file (a truncated copy?)")
     face = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if face is None:
         raise DataError(f"{file}: cannot be read as an image; expected a grayscale or color image file")
     return face
-
-
-JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
-PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # IEND chunk: type and CRC
-
-
-def _incomplete_image(data: bytes) -> str | None:
-    """Why the bytes of a JPEG or PNG file are not a whole image, or None."""
-    if not data:
-        return "empty file"
-    # Some writers pad a file after its last marker; padding is not missing data.
-    end = data.rstrip(b"\x00\r\n\t ")
-    if data.startswith(JPEG_START) and not end.endswith(JPEG_END):
-        return "truncated JPEG: no end-of-image marker (FF D9) at its end"
-    if data.startswith(PNG_SIGNATURE) and not end.endswith(PNG_END):
-        return "truncated PNG: no IEND chunk at its end"
-    return None
 
 
 def _stack_splits(images: dict[str, list[np.ndarray]], labels: dict[str, list[int]]) -> dict[str, Split]:

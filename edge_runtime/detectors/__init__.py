@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.detectors import model_files
-from edge_runtime.detectors.base import Box, Detection, DetectorError, as_detection, iou
+from edge_runtime.detectors.base import Box, Detection, DetectorError, as_detection, check_settings, iou
 from edge_runtime.detectors.haar import DEFAULT_MIN_NEIGHBORS, DEFAULT_SCALE_FACTOR
 from edge_runtime.detectors.table import AUTO_ORDER, DETECTOR_NAMES, DETECTORS, CropMapping, DetectorInfo, get_detector_info
 
@@ -43,12 +43,16 @@ class DetectorSettings:
         name: "auto", or a DETECTORS name ("yunet", "haar").
         model: the detector's model file instead of the cached download (YuNet).
         cascade: a Haar cascade XML instead of OpenCV's frontal-face default (implies Haar under auto).
-        detect_scale: the detector runs on a copy resized by this factor, (0, 1].
+        detect_scale: the detector runs on a copy resized by this factor (at most 1).
         min_size: smallest face side, in source pixels.
-        score_threshold: least face score (YuNet), (0, 1).
+        score_threshold: least face score (YuNet).
         scale_factor, min_neighbors: Haar cascade settings.
         crop: how boxes map onto the model's crop; None: the detector's measured mapping.
         download: fetch a missing model file (False: use the cache only).
+
+    Raises:
+        DetectorError: (a ValueError) a number outside its bound in `edge_runtime.limits`
+            (the bounds of the `edge-run` options), naming the field; settings of two detectors.
     """
 
     name: str = "auto"
@@ -72,10 +76,13 @@ class DetectorSettings:
             raise DetectorError("--detector-model is a YuNet file; use it with --detector yunet (or auto)")
         if self.cascade is not None and self.model is not None:
             raise DetectorError("--cascade (Haar) and --detector-model (YuNet) name two detectors; pass one")
-        if self.detect_scale is not None and not 0.0 < self.detect_scale <= 1.0:
-            raise DetectorError(f"detect_scale {self.detect_scale}: expected a fraction in (0, 1]")
-        if self.min_size is not None and self.min_size < 1:
-            raise DetectorError(f"min_size {self.min_size}: expected at least 1 pixel")
+        check_settings(
+            detect_scale=self.detect_scale,
+            min_size=self.min_size,
+            score_threshold=self.score_threshold,
+            scale_factor=self.scale_factor,
+            min_neighbors=self.min_neighbors,
+        )
 
 
 @dataclass

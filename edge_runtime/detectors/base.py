@@ -7,12 +7,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_runtime.limits import DETECT_SCALE, HAAR_MIN_NEIGHBORS, HAAR_SCALE_FACTOR, MIN_FACE_SIZE, SCORE_THRESHOLD
+
 Box = tuple[int, int, int, int]
 Point = tuple[float, float]
 
 
 class DetectorError(ValueError):
     """A face detector cannot be built; the message names the file or setting and the fix."""
+
+
+# The bounds of the `edge-run` options: no API caller can pass a value that hangs a detector.
+SETTING_BOUNDS = {
+    "detect_scale": DETECT_SCALE,
+    "min_size": MIN_FACE_SIZE,
+    "score_threshold": SCORE_THRESHOLD,
+    "scale_factor": HAAR_SCALE_FACTOR,
+    "min_neighbors": HAAR_MIN_NEIGHBORS,
+}
+
+
+def check_settings(**settings: object) -> None:
+    """Checks detector settings by name against SETTING_BOUNDS; None means "the default".
+
+    Raises:
+        DetectorError: the first setting outside its bound, named, with the bound.
+    """
+    for name, value in settings.items():
+        problem = SETTING_BOUNDS[name].problem(name, value) if value is not None else ""
+        if problem:
+            raise DetectorError(problem)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.detectors.base import Detection, DetectorError, scale_box, shrink_for_detection
+from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
 from edge_runtime.preprocess import to_gray
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
@@ -39,10 +39,11 @@ class HaarDetector:
 
     Args:
         cascade_path: cascade XML file; None for OpenCV's `haarcascade_frontalface_default.xml`.
-        scale_factor: image pyramid step (> 1); larger is faster and misses more faces.
+        scale_factor: image pyramid step (> 1, see `edge_runtime.limits.HAAR_SCALE_FACTOR`);
+            larger is faster and misses more faces.
         min_neighbors: overlapping hits a detection needs; larger gives fewer false faces.
         min_size: smallest face side to report, in source pixels.
-        detect_scale: the cascade runs on a copy resized by this factor (0 < s <= 1).
+        detect_scale: the cascade runs on a copy resized by this factor (at most 1).
 
     Raises:
         DetectorError: for a missing or invalid cascade file or an out-of-range setting.
@@ -58,14 +59,7 @@ class HaarDetector:
         min_size: int = 60,
         detect_scale: float = 0.5,
     ) -> None:
-        if not scale_factor > 1.0:
-            raise DetectorError(f"scale_factor {scale_factor}: expected a number greater than 1 (e.g. 1.1-1.4)")
-        if min_neighbors < 0:
-            raise DetectorError(f"min_neighbors {min_neighbors}: expected 0 or more")
-        if min_size < 1:
-            raise DetectorError(f"min_size {min_size}: expected at least 1 pixel")
-        if not 0.0 < detect_scale <= 1.0:
-            raise DetectorError(f"detect_scale {detect_scale}: expected a fraction in (0, 1]")
+        check_settings(scale_factor=scale_factor, min_neighbors=min_neighbors, min_size=min_size, detect_scale=detect_scale)
         path = Path(cascade_path) if cascade_path is not None else default_cascade_path()
         if not path.is_file():
             raise DetectorError(f"{path}: no such cascade file; pass an OpenCV Haar cascade XML (e.g. {DEFAULT_CASCADE})")

@@ -13,13 +13,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.detectors.base import Detection, DetectorError, scale_box, shrink_for_detection
+from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
+from edge_runtime.onnx_props import WireFormatError, graph_io_names
 
 DEFAULT_NMS_THRESHOLD = 0.3
 TOP_K = 5000
 # Smaller inputs give the network nothing to look at (its coarsest stride is 32 px) and
 # non-finite boxes back.
 MIN_INPUT_SIDE = 16
+# The outputs cv2.FaceDetectorYN reads by name: scores, objectness, boxes and landmarks at
+# strides 8, 16 and 32.
+YUNET_OUTPUTS = tuple(f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32))
 
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -33,14 +37,40 @@ def _to_bgr(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def _check_graph(path: Path) -> None:
+    """Refuses an ONNX file that is not YuNet before OpenCV builds it: OpenCV would fail on the
+    first layer that disagrees with YuNet's shapes, after some 80 lines of its own log.
+
+    Raises:
+        DetectorError: naming the file, the inputs and outputs it has and those YuNet has.
+    """
+    try:
+        inputs, outputs = graph_io_names(path.read_bytes())
+    except OSError as error:
+        raise DetectorError(f"{path}: cannot be read ({error.strerror})") from None
+    except WireFormatError:
+        return  # not ONNX at all: OpenCV's load fails and says so below
+    if len(inputs) != 1 or any(name not in outputs for name in YUNET_OUTPUTS):
+        raise DetectorError(
+            f"{path}: not a YuNet face detector (inputs {_listed(inputs)}; outputs {_listed(outputs)}); "
+            "expected one image input and the outputs cls_8, cls_16, cls_32, obj_*, bbox_*, kps_*"
+        )
+
+
+def _listed(names: list[str], shown: int = 4) -> str:
+    # A graph may have hundreds of outputs; a few name it well enough on one line.
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return (", ".join(names[:shown]) or "none") + more
+
+
 class YuNetDetector:
     """Finds faces with YuNet.
 
     Args:
         model_path: the YuNet ONNX file (see `edge_runtime.detectors.model_files.resolve`).
-        score_threshold: least face score to report, in (0, 1).
+        score_threshold: least face score to report.
         min_size: smallest face side to report, in source pixels.
-        detect_scale: YuNet runs on a copy resized by this factor (0 < s <= 1).
+        detect_scale: YuNet runs on a copy resized by this factor (at most 1).
         nms_threshold: IoU above which overlapping boxes are merged.
 
     Raises:
@@ -57,12 +87,7 @@ class YuNetDetector:
         detect_scale: float = 0.5,
         nms_threshold: float = DEFAULT_NMS_THRESHOLD,
     ) -> None:
-        if not 0.0 < score_threshold < 1.0:
-            raise DetectorError(f"score_threshold {score_threshold}: expected a probability in (0, 1)")
-        if min_size < 1:
-            raise DetectorError(f"min_size {min_size}: expected at least 1 pixel")
-        if not 0.0 < detect_scale <= 1.0:
-            raise DetectorError(f"detect_scale {detect_scale}: expected a fraction in (0, 1]")
+        check_settings(score_threshold=score_threshold, min_size=min_size, detect_scale=detect_scale)
         if not 0.0 < nms_threshold <= 1.0:
             raise DetectorError(f"nms_threshold {nms_threshold}: expected a fraction in (0, 1]")
         path = Path(model_path)
@@ -70,6 +95,7 @@ class YuNetDetector:
             raise DetectorError(f"{path}: no such YuNet model file")
         if not hasattr(cv2, "FaceDetectorYN"):
             raise DetectorError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; install 'opencv-python-headless>=4.8,<5'")
+        _check_graph(path)
         try:
             self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 240), float(score_threshold), float(nms_threshold), TOP_K)
         except cv2.error:
