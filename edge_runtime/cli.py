@@ -27,8 +27,10 @@ from edge_runtime.metadata import MetadataError
 from edge_runtime.output_paths import writes_to_stdout
 from edge_runtime.outputs import OutputError
 from edge_runtime.runner import RunConfig, RunSummary, run
+from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
 from edge_runtime.sources import DEFAULT_MAX_REOPEN, DEFAULT_STALL_TIMEOUT_S, SourceError
 from edge_runtime.stopping import SIGNAL_NAMES, Stopped, stop_signals
+from edge_runtime.tracker import DEFAULT_MIN_LIKENESS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Facial-emotion recognition at the edge, live or headless.")
 
@@ -130,6 +132,16 @@ def main(
     min_confidence: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Below this, a face is shown as uncertain.")
     ] = DEFAULT_MIN_CONFIDENCE,
+    cut_threshold: Annotated[
+        float,
+        typer.Option(min=0.0, max=255.0, help="A frame whose brightness pattern changes this much from the one before (mean "
+                     "change, 0-255, exposure aside) is a shot cut and ends every face track; 0: off."),
+    ] = DEFAULT_CUT_THRESHOLD,
+    min_likeness: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="A face whose crop looks less like its track's last crop than this "
+                     "(correlation) starts a new track, so one person's label never carries onto the next; 0: off."),
+    ] = DEFAULT_MIN_LIKENESS,
     crop_margin: Annotated[
         Optional[float],
         typer.Option(min=-0.45, max=2.0, help="Extra margin around the detector's crop, fraction of its side (default: the model's)."),
@@ -200,6 +212,8 @@ def main(
         detect_every=detect_every,
         smooth=smooth,
         min_confidence=min_confidence,
+        cut_threshold=cut_threshold,
+        min_likeness=min_likeness,
         crop_margin=crop_margin,
         flip_average=flip_average,
         verify_model=verify_model,
