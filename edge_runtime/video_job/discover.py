@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.frame_source import SourceError
-from edge_runtime.sources import IMAGE_SUFFIXES
+from edge_runtime.sources import IMAGE_SUFFIXES, demo_clip_path
 
 # The containers opencv-python's FFmpeg reads; a file with another suffix is not looked at.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp")
@@ -50,17 +50,20 @@ def is_video_job_source(spec: str) -> bool:
 
 
 def discover(spec: str) -> Discovery:
-    """The videos (and photos) of a job's source, in name order.
+    """The videos (and photos) of a job's source, in name order ("demo": the bundled clip).
 
     Raises:
         SourceError: the source does not exist, names no video, or a list names a missing file.
     """
+    if spec.strip() == "demo":
+        return Discovery([_video(demo_clip_path(), demo_clip_path().name)], [])
     path = Path(os.path.expanduser(spec))
     if not path.exists():
         raise SourceError(f"{spec}: no such file or folder; expected a folder of videos, a video file or a list file of videos")
     if path.is_dir():
-        videos = [_video(file, file.relative_to(path).as_posix()) for file in _walk(path, VIDEO_SUFFIXES)]
-        photos = list(_walk(path, IMAGE_SUFFIXES))
+        videos = sorted((_video(file, file.relative_to(path).as_posix()) for file in _walk(path, VIDEO_SUFFIXES)),
+                        key=lambda video: video.name)
+        photos = sorted(_walk(path, IMAGE_SUFFIXES))
         if not videos:
             raise SourceError(f"{path}: no video files below it ({', '.join(VIDEO_SUFFIXES)})")
         return Discovery(videos, photos)

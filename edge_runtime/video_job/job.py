@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge_runtime.atomic import remove_stranded, write_json_atomic, write_text_atomic
 from edge_runtime.frame_source import SourceError
-from edge_runtime.stopping import Stopped, finalising, signal_name
+from edge_runtime.stopping import Stopped, finalising, signal_name, uninterrupted
 from edge_runtime.video_job.chunks import Chunk, ChunkResult, plan, probe
 from edge_runtime.video_job.discover import Video, discover
 from edge_runtime.video_job.manifest import Manifest, file_sha256
@@ -129,6 +129,9 @@ def run_job(config, settings: JobSettings, log=lambda line: None, progress=None,
     """
     from edge_runtime.runner import build_detector
 
+    # FFmpeg prints lines of its own for a damaged file (read at the process's first capture, and
+    # inherited by the workers); the job names each bad video itself, once, in its report.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     discovery = discover(config.source)
     out = settings.out
     _prepare(out)
@@ -241,7 +244,7 @@ def _drive(executor, queue: list[Chunk], states, manifest, out: Path, config, re
 def _finish_video(state: _VideoState, manifest: Manifest, out: Path, config, report: JobReport, log, progress) -> None:
     """Joins a finished video's chunks into its files, or records why it failed."""
     name = state.video.name
-    with finalising():
+    with uninterrupted():
         if state.error:
             for result in state.results.values():
                 result.part.unlink(missing_ok=True)
