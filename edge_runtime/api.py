@@ -9,7 +9,8 @@
 Per frame: face detection (YuNet or the Haar cascade, on a downscaled copy, every
 `detect_every` frames), IoU tracking, one crop per face mapped onto the model's framing by the
 detector's measured crop mapping, one model call for all faces, and per-track smoothing of the
-probabilities. `photo=True` treats every frame as an unrelated photo: no tracking or smoothing
+probabilities. A track ends at a shot cut and when its face stops looking like itself, so one
+person's smoothed past never carries onto the next. `photo=True` treats every frame as an unrelated photo: no tracking or smoothing
 across frames.
 """
 
@@ -36,8 +37,9 @@ from edge_runtime.detectors import (
 )
 from edge_runtime.detectors.base import photo_scale
 from edge_runtime.limits import CROP_MARGIN, DETECT_EVERY, MIN_CONFIDENCE, SMOOTH
-from edge_runtime.preprocess import faces_to_batch
-from edge_runtime.tracker import IoUTracker
+from edge_runtime.preprocess import face_to_gray48, gray48_to_input
+from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD, CutDetector
+from edge_runtime.tracker import DEFAULT_MIN_LIKENESS, IoUTracker, signature
 
 DEFAULT_SMOOTH = 0.5
 DEFAULT_MIN_CONFIDENCE = 0.4
@@ -110,6 +112,11 @@ class EmotionDetector:
             `Backend.predict`); on by default: +0.5 points on PublicTest for the bundled
             model, for one more model run per face in the same batch.
         photo: every frame is an unrelated photo: no tracks or smoothing carry over.
+        cut_threshold: a frame whose brightness pattern changes this much from the one
+            before (mean change, 0-255, exposure aside; see `edge_runtime.shot_cuts`) is a shot
+            cut and ends every track; 0: off.
+        min_likeness: a track whose new crop looks less like its previous one than this (see
+            `edge_runtime.tracker.likeness`) ends, and the face starts a new track; 0: off.
         verify_model: check the model file against the checksum in its metadata (see
             `edge_runtime.integrity`); False for a model edited on purpose.
         detect_scale, min_size, scale_factor, min_neighbors, cascade: shortcuts for the
@@ -143,6 +150,8 @@ class EmotionDetector:
         min_neighbors: int | None = None,
         cascade: str | os.PathLike | None = None,
         verify_model: bool = True,
+        cut_threshold: float = DEFAULT_CUT_THRESHOLD,
+        min_likeness: float = DEFAULT_MIN_LIKENESS,
     ) -> None:
         # The bounds of the `edge-run` options.
         bounded = {"detect_every": (detect_every, DETECT_EVERY), "smooth": (smooth, SMOOTH),
@@ -151,7 +160,8 @@ class EmotionDetector:
             problem = bound.problem(name, value) if value is not None else ""
             if problem:
                 raise ValueError(problem)
-        self.tracker = IoUTracker(smooth=0.0 if photo else smooth)
+        self.tracker = IoUTracker(smooth=0.0 if photo else smooth, min_likeness=min_likeness)
+        self.cuts = CutDetector(cut_threshold)
         shortcuts = dict(detect_scale=detect_scale, min_size=min_size, scale_factor=scale_factor, min_neighbors=min_neighbors,
                          cascade=cascade)
         self.chosen = _choose_detector(detector, {k: v for k, v in shortcuts.items() if v is not None})
@@ -200,10 +210,15 @@ class EmotionDetector:
     def _detect(self, frame: np.ndarray, photo: bool) -> list[Face]:
         started = time.perf_counter()
         shape = frame.shape[:2]
+        cut = not photo and self.cuts.is_cut(frame)
         # A photo, or a frame of another size (a folder of mixed images), invalidates the boxes to reuse.
         if photo or shape != self._frame_shape:
             self.tracker.reset(restart_ids=photo)
             self._frame_shape = shape
+            due = True
+        elif cut:
+            # A new shot: nobody in it continues a track of the last one, wherever they stand.
+            self.tracker.reset()
             due = True
         else:
             due = self.frame_index % self.detect_every == 0
@@ -222,9 +237,19 @@ class EmotionDetector:
         crops = [self.crop.crop(frame, detection, self.crop_margin) for _, detection in tracked]
         # A box that the frame's edges leave empty has nothing to classify.
         tracked, crops = [item for item, crop in zip(tracked, crops) if crop.size], [crop for crop in crops if crop.size]
-        faces = self._classify(crops, tracked, after_detect - started)
+        grays = [face_to_gray48(crop, self.spec.size) for crop in crops]
+        if not photo:
+            tracked = [self._confirm(track_id, detection, gray) for (track_id, detection), gray in zip(tracked, grays)]
+        faces = self._classify(grays, tracked, after_detect - started, time.perf_counter() - after_detect)
         self.frame_index += 1
         return faces
+
+    def _confirm(self, track_id: int, detection: Detection, gray: np.ndarray) -> tuple[int, Detection]:
+        """The track the face continues: its own, or a new one when another face took its place."""
+        confirmed = self.tracker.confirm(track_id, signature(gray))
+        if confirmed != track_id:
+            self._detections[confirmed] = self._detections.pop(track_id, detection)
+        return confirmed, detection
 
     def is_face_crop(self, image: np.ndarray) -> bool:
         """True for an image from the model input's size to barely larger: an already-cropped
@@ -269,7 +294,9 @@ class EmotionDetector:
         """
         image = check_frame(image)
         height, width = image.shape[:2]
-        faces = self._classify([image], [(1, Detection((0, 0, int(width), int(height))))], 0.0)
+        started = time.perf_counter()
+        gray = face_to_gray48(image, self.spec.size)
+        faces = self._classify([gray], [(1, Detection((0, 0, int(width), int(height))))], 0.0, time.perf_counter() - started)
         self.frame_index += 1
         return faces
 
@@ -277,14 +304,19 @@ class EmotionDetector:
         """The (x, y, w, h) region the model reads for a detector box, before any eye levelling."""
         return self.crop.box(box, self.crop_margin)
 
-    def _classify(self, crops: list[np.ndarray], tracked: list, detect_seconds: float) -> list[Face]:
+    def _classify(self, grays: list[np.ndarray], tracked: list, detect_seconds: float, crop_seconds: float) -> list[Face]:
+        """Classifies the faces' grayscale crops (`face_to_gray48`, the first half of the one
+        preprocessing function) in one model call; `crop_seconds` counts as preprocessing."""
         started = time.perf_counter()
-        batch = faces_to_batch(crops, self.spec)
+        size = self.spec.size
+        batch = gray48_to_input(np.stack(grays) if grays else np.zeros((0, size, size), np.uint8), self.spec)
         after_preprocess = time.perf_counter()
         probabilities = self.backend.predict(batch, self.flip_average)
         after_infer = time.perf_counter()
         self.last_timings = {
-            "detect": detect_seconds, "preprocess": after_preprocess - started, "infer": after_infer - after_preprocess
+            "detect": detect_seconds,
+            "preprocess": crop_seconds + after_preprocess - started,
+            "infer": after_infer - after_preprocess,
         }
         return [self._face(tid, detection, probs) for (tid, detection), probs in zip(tracked, probabilities)]
 
@@ -324,6 +356,7 @@ class EmotionDetector:
             restart_ids: number the next faces from 1 again (see `IoUTracker.reset`).
         """
         self.tracker.reset(restart_ids)
+        self.cuts.reset()
         self.frame_index = 0
         self._frame_shape = None
 

@@ -42,8 +42,12 @@ from edge_runtime.metadata import MetadataError
 from edge_runtime.output_paths import writes_to_stdout
 from edge_runtime.outputs import OutputError
 from edge_runtime.runner import RunConfig, RunSummary, run
+from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
 from edge_runtime.sources import DEFAULT_MAX_REOPEN, DEFAULT_STALL_TIMEOUT_S, SourceError
 from edge_runtime.stopping import SIGNAL_NAMES, Stopped, stop_signals
+from edge_runtime.tracker import DEFAULT_MIN_LIKENESS
+from edge_runtime.video_job.job import DEFAULT_CHUNK_MINUTES, JobSettings, run_job
+from edge_runtime.video_job.progress import JobProgress
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Facial-emotion recognition at the edge, live or headless.")
 
@@ -62,6 +66,7 @@ BackendChoice = Enum("BackendChoice", {name: name for name in ("auto", *BACKEND_
 DetectorChoice = Enum("DetectorChoice", {name: name for name in ("auto", *DETECTOR_NAMES)}, type=str)
 OverlayChoice = Enum("OverlayChoice", {name: name for name in OVERLAYS}, type=str)
 DEFAULT_DETECTOR, DEFAULT_OVERLAY = DetectorChoice("auto"), OverlayChoice("bars")
+MAX_JOB_WORKERS = 1024  # far above any machine's cores; a bound, so a typo cannot start a million processes
 
 
 def _fetch_models(value: bool) -> None:
@@ -154,6 +159,16 @@ def main(
     min_confidence: Annotated[
         float, typer.Option(min=MIN_CONFIDENCE.low, max=MIN_CONFIDENCE.high, help="Below this, a face is shown as uncertain.")
     ] = DEFAULT_MIN_CONFIDENCE,
+    cut_threshold: Annotated[
+        float,
+        typer.Option(min=0.0, max=255.0, help="A frame whose brightness pattern changes this much from the one before (mean "
+                     "change, 0-255, exposure aside) is a shot cut and ends every face track; 0: off."),
+    ] = DEFAULT_CUT_THRESHOLD,
+    min_likeness: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="A face whose crop looks less like its track's last crop than this "
+                     "(correlation) starts a new track, so one person's label never carries onto the next; 0: off."),
+    ] = DEFAULT_MIN_LIKENESS,
     crop_margin: Annotated[
         Optional[float],
         typer.Option(
@@ -209,6 +224,23 @@ def main(
             "that is within about (max-reopen + 1) x stall-timeout plus the waits between attempts (0.5 s, doubling, at most 8 s).",
         ),
     ] = DEFAULT_MAX_REOPEN,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(file_okay=False, help="Process every video under --source (a folder, a video, or a list file of videos) as "
+                     "a job into this folder: records, summary and timeline per video, summary.csv, report.json; resumable."),
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(min=1, max=MAX_JOB_WORKERS, help="Job worker processes (default: the cores; with --ray: the cluster's CPUs)."),
+    ] = None,
+    chunk_minutes: Annotated[
+        float, typer.Option(min=0.01, max=24 * 60.0, help="A job cuts a longer video into chunks of this many minutes, run in parallel.")
+    ] = DEFAULT_CHUNK_MINUTES,
+    ray: Annotated[
+        Optional[str],
+        typer.Option(help="Run the job on Ray: a cluster address (host:port or auto), or local for a Ray instance of its own "
+                     "(pip install -e \".[cluster]\")."),
+    ] = None,
     version: VersionOption = None,
 ) -> None:
     """Detect faces and classify their expression; a summary is printed at the end."""
@@ -229,6 +261,8 @@ def main(
         detect_every=detect_every,
         smooth=smooth,
         min_confidence=min_confidence,
+        cut_threshold=cut_threshold,
+        min_likeness=min_likeness,
         crop_margin=crop_margin,
         flip_average=flip_average,
         verify_model=verify_model,
@@ -244,6 +278,10 @@ def main(
         max_reopen=max_reopen,
     )
     _quiet_opencv()
+    if out is not None:
+        _run_video_job(config, JobSettings(out, workers, chunk_minutes, ray), (jsonl, csv, save_video, save_images), no_display)
+    elif workers is not None or ray is not None:
+        _usage_error("--workers and --ray run a video job: give --out DIR too")
     with stop_signals() as stops:
         try:
             summary = run(config)
@@ -258,6 +296,33 @@ def main(
         typer.echo(f"error: {summary.failure}", err=True)
         raise typer.Exit(1)
     raise typer.Exit(stops.exit_status)
+
+
+def _run_video_job(config: RunConfig, settings: JobSettings, file_outputs: tuple, no_display: bool) -> None:
+    """`--out`: the video job; exits with its status."""
+    if any(path is not None for path in file_outputs):
+        _usage_error("--out writes each video's records under it; leave out --jsonl, --csv, --save-video and --save-images")
+    with stop_signals() as stops:
+        try:
+            report = run_job(config, settings, log=lambda line: typer.echo(line, err=True), progress=JobProgress())
+        except (*DOMAIN_ERRORS, RuntimeError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"wrote {settings.out / 'summary.csv'} and {settings.out / 'report.json'}")
+    if report.signal:
+        raise typer.Exit(stops.exit_status or 128 + report.signal)
+    if report.failed:
+        typer.echo(f"error: {len(report.failed)} of {len(report.failed) + len(report.done)} video(s) failed; "
+                   f"reasons in {settings.out / 'report.json'}; run the same command again to retry them", err=True)
+        raise typer.Exit(1)
+    raise typer.Exit(0)
+
+
+def _usage_error(message: str) -> None:
+    typer.echo(f"Usage: edge-run [OPTIONS]\nTry 'edge-run --help' for help.\n\nError: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _report(summary: RunSummary, outputs: tuple[Path | None, ...]) -> None:

@@ -19,6 +19,7 @@ from edge_runtime.draw import draw_faces
 from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
 from edge_runtime.outputs import Outputs, to_bgr
 from edge_runtime.photos import AnnotatedImages
+from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
 from edge_runtime.sources import (
     DEFAULT_MAX_REOPEN,
     DEFAULT_STALL_TIMEOUT_S,
@@ -27,6 +28,7 @@ from edge_runtime.sources import (
     source_file,
 )
 from edge_runtime.stopping import Stopped, finalising, signal_name
+from edge_runtime.tracker import DEFAULT_MIN_LIKENESS
 
 NO_FACE_HINT = (
     "for already-cropped faces use --whole-image; for small faces lower --min-size or raise --detect-scale; "
@@ -56,6 +58,8 @@ class RunConfig:
     detect_every: int = 1
     smooth: float = DEFAULT_SMOOTH
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    cut_threshold: float = DEFAULT_CUT_THRESHOLD
+    min_likeness: float = DEFAULT_MIN_LIKENESS
     crop_margin: float | None = None
     flip_average: bool = True
     verify_model: bool = True
@@ -168,6 +172,8 @@ def build_detector(config: RunConfig) -> EmotionDetector:
         detect_every=config.detect_every,
         smooth=config.smooth,
         min_confidence=config.min_confidence,
+        cut_threshold=config.cut_threshold,
+        min_likeness=config.min_likeness,
         crop_margin=config.crop_margin,
         flip_average=config.flip_average,
         verify_model=config.verify_model,

@@ -85,7 +85,9 @@ def stop_signals() -> Iterator[StopSignals]:
         received.signum = signum
         if not _finalising():
             raise Stopped(signum)
+        _state.deferred = signum  # for `uninterrupted` to raise once its block is done
 
+    _state.deferred = None
     # A signal ignored when the program started stays ignored: `nohup` ignores SIGHUP so that a
     # run outlives the terminal, and a shell ignores SIGINT in its background jobs.
     previous = {
@@ -96,3 +98,16 @@ def stop_signals() -> Iterator[StopSignals]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _state.deferred = None
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Runs a step that must not be torn (one video's files of a job) to its end: a stop signal
+    during the block is raised as `Stopped` right after it, so the job stops there."""
+    with finalising():
+        yield
+    signum = getattr(_state, "deferred", None)
+    if signum is not None and not _finalising():
+        _state.deferred = None
+        raise Stopped(signum)
