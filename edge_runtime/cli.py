@@ -24,15 +24,19 @@ from edge_runtime.display import DisplayError
 from edge_runtime.draw import OVERLAYS
 from edge_runtime.formats import BACKEND_NAMES
 from edge_runtime.limits import (
+    CHUNK_MINUTES,
     CROP_MARGIN,
+    CUT_THRESHOLD,
     DETECT_EVERY,
     DETECT_SCALE,
     HAAR_MIN_NEIGHBORS,
     HAAR_SCALE_FACTOR,
+    JOB_WORKERS,
     MAX_FRAMES,
     MAX_REOPEN,
     MIN_CONFIDENCE,
     MIN_FACE_SIZE,
+    MIN_LIKENESS,
     SCORE_THRESHOLD,
     SMOOTH,
     STALL_TIMEOUT_S,
@@ -66,7 +70,6 @@ BackendChoice = Enum("BackendChoice", {name: name for name in ("auto", *BACKEND_
 DetectorChoice = Enum("DetectorChoice", {name: name for name in ("auto", *DETECTOR_NAMES)}, type=str)
 OverlayChoice = Enum("OverlayChoice", {name: name for name in OVERLAYS}, type=str)
 DEFAULT_DETECTOR, DEFAULT_OVERLAY = DetectorChoice("auto"), OverlayChoice("bars")
-MAX_JOB_WORKERS = 1024  # far above any machine's cores; a bound, so a typo cannot start a million processes
 
 
 def _fetch_models(value: bool) -> None:
@@ -161,12 +164,14 @@ def main(
     ] = DEFAULT_MIN_CONFIDENCE,
     cut_threshold: Annotated[
         float,
-        typer.Option(min=0.0, max=255.0, help="A frame whose brightness pattern changes this much from the one before (mean "
+        typer.Option(min=CUT_THRESHOLD.low, max=CUT_THRESHOLD.high,
+                     help="A frame whose brightness pattern changes this much from the one before (mean "
                      "change, 0-255, exposure aside) is a shot cut and ends every face track; 0: off."),
     ] = DEFAULT_CUT_THRESHOLD,
     min_likeness: Annotated[
         float,
-        typer.Option(min=0.0, max=0.99, help="A face whose crop looks less like its track's last crop than this "
+        typer.Option(min=MIN_LIKENESS.low, max=MIN_LIKENESS.high,
+                     help="A face whose crop looks less like its track's last crop than this "
                      "(correlation) starts a new track, so one person's label never carries onto the next; 0: off."),
     ] = DEFAULT_MIN_LIKENESS,
     crop_margin: Annotated[
@@ -231,10 +236,13 @@ def main(
     ] = None,
     workers: Annotated[
         Optional[int],
-        typer.Option(min=1, max=MAX_JOB_WORKERS, help="Job worker processes (default: the cores; with --ray: the cluster's CPUs)."),
+        typer.Option(min=JOB_WORKERS.low, max=JOB_WORKERS.high,
+                     help="Job worker processes (default: the cores; with --ray: the cluster's CPUs)."),
     ] = None,
     chunk_minutes: Annotated[
-        float, typer.Option(min=0.01, max=24 * 60.0, help="A job cuts a longer video into chunks of this many minutes, run in parallel.")
+        float,
+        typer.Option(min=CHUNK_MINUTES.low, max=CHUNK_MINUTES.high,
+                     help="A job cuts a longer video into chunks of this many minutes, run in parallel."),
     ] = DEFAULT_CHUNK_MINUTES,
     ray: Annotated[
         Optional[str],

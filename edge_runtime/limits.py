@@ -93,3 +93,12 @@ STALL_TIMEOUT_S = Bound(0.5, 3600.0)
 # About two weeks of attempts at the longest back-off; a source that needs more is better
 # restarted by the supervisor that runs the program (systemd's Restart=).
 MAX_REOPEN = Bound(0, 100_000)
+# Mean change of brightness (0-255) that is a shot cut; 0 turns the test off.
+CUT_THRESHOLD = Bound(0.0, 255.0)
+# Correlation of a track's crop with its last one; 1 would end every track at every frame.
+MIN_LIKENESS = Bound(0.0, 0.99)
+# Worker processes of a video job: far above any machine's cores, so a typo cannot start a
+# million processes.
+JOB_WORKERS = Bound(1, 1024)
+# Minutes per chunk of a video job: from under a second (tests, very short clips) to a day.
+CHUNK_MINUTES = Bound(0.01, 24 * 60.0)

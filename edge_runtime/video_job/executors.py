@@ -62,6 +62,7 @@ class LocalExecutor:
         self._progress = self._context.Queue()
         self._pool: ProcessPoolExecutor | None = None
         self._running: dict[Future, Chunk] = {}
+        self._lost: list[Chunk] = []  # chunks of a pool found broken at a submit, reported by collect
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -74,14 +75,24 @@ class LocalExecutor:
         return max(0, 2 * self.workers - len(self._running))
 
     def submit(self, chunk: Chunk) -> None:
-        self._running[self._ensure_pool().submit(_run_local_chunk, chunk, self.out)] = chunk
+        try:
+            future = self._ensure_pool().submit(_run_local_chunk, chunk, self.out)
+        except BrokenProcessPool:
+            # A worker died since the last collect: what the pool held is lost, a new pool takes over.
+            self._lost.extend(self._running.values())
+            self._running.clear()
+            self._shut(kill=True)
+            future = self._ensure_pool().submit(_run_local_chunk, chunk, self.out)
+        self._running[future] = chunk
 
     def collect(self, timeout: float) -> list[tuple[Chunk, ChunkResult | BaseException]]:
         """The chunks that finished (with their result or error), waiting up to `timeout` s."""
+        finished: list[tuple[Chunk, ChunkResult | BaseException]] = [(chunk, RuntimeError(WORKER_DIED)) for chunk in self._lost]
+        self._lost.clear()
         if not self._running:
-            return []
+            return finished
         done, _ = wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
-        finished, broken = [], False
+        broken = False
         for future in done:
             chunk = self._running.pop(future)
             error = future.exception()
@@ -107,7 +118,7 @@ class LocalExecutor:
                 return total
 
     def in_flight(self) -> list[Chunk]:
-        return list(self._running.values())
+        return list(self._running.values()) + self._lost
 
     def close(self, kill: bool = False) -> None:
         self._shut(kill)
