@@ -159,6 +159,12 @@ class RayExecutor:
     reports_frames = False  # progress comes per finished chunk
 
     def __init__(self, config, workers: int | None, out: Path, address: str) -> None:
+        if address == "local":
+            # A Ray instance of the job's own is one node, so it keeps to loopback: by default
+            # Ray advertises the network interface's address, inviting other machines in. The
+            # variable's name speaks of Windows and macOS, where loopback is Ray's default, but
+            # every system reads it (when Ray is imported, hence before the import).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             import ray
         except ImportError:
