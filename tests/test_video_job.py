@@ -78,17 +78,24 @@ def test_discovery_walks_folders_and_lists(recordings, tmp_path):
     found = discover(str(recordings))
     assert [video.name for video in found.videos] == ["damaged.mp4", "day2/interview_b.avi", "interview_a.mp4", "interview_c.mp4"]
     assert [photo.name for photo in found.photos] == ["still.jpg"]
-    listing = tmp_path / "videos.txt"
-    listing.write_text(f"# today's\n\n{recordings / 'interview_a.mp4'}\n../{recordings.name}/interview_c.mp4\n", encoding="utf-8")
-    (tmp_path.parent / recordings.name).exists() or pytest.skip("the recordings are not beside tmp_path")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "local.mp4").write_bytes((recordings / "interview_a.mp4").read_bytes())
+    listing = lists / "videos.txt"
+    upward = os.path.relpath(recordings / "interview_c.mp4", lists)
+    listing.write_text(f"# today's\n\nlocal.mp4\n{recordings / 'interview_a.mp4'}\n{upward}\n", encoding="utf-8")
     names = [video.name for video in discover(str(listing)).videos]
-    # Absolute and upward paths are named by their absolute path: never a folder above --out.
-    assert names == [str(recordings / "interview_a.mp4").lstrip("/"), str((recordings / "interview_c.mp4").resolve()).lstrip("/")]
+    # As listed where that stays below --out; absolute and upward paths by their absolute path.
+    assert names == ["local.mp4", str(recordings / "interview_a.mp4").lstrip("/"),
+                     str((recordings / "interview_c.mp4").resolve()).lstrip("/")]
     listing.write_text("missing.mp4\n", encoding="utf-8")
     with pytest.raises(SourceError, match=r"videos.txt, line 1: missing.mp4: no such video file"):
         discover(str(listing))
+    (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="no video files below it"):
-        discover(str(tmp_path / "empty")) if (tmp_path / "empty").mkdir() is None else None
+        discover(str(tmp_path / "empty"))
+    with pytest.raises(SourceError, match="no such file or folder"):
+        discover(str(tmp_path / "absent"))
 
 
 def test_a_job_writes_per_video_files_a_summary_and_a_report_and_resumes(recordings, tmp_path):

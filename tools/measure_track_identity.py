@@ -65,15 +65,26 @@ def _noisy(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image * gain + lift + rng.normal(0, NOISE_SIGMA, image.shape), 0, 255).astype(np.uint8)
 
 
+def _place(rng: np.random.Generator, seed: int, number: int) -> tuple[np.ndarray, list]:
+    """A scene's backdrop (float, to add noise to) and 1-3 face boxes on it."""
+    backdrop = background((FRAME_WIDTH, FRAME_HEIGHT), seed=seed * 100_003 + number).astype(np.float32)
+    return backdrop, place_boxes(rng, int(rng.integers(1, 4)), FACE_SIDES, FRAME_WIDTH, FRAME_HEIGHT)
+
+
+def _pasted(backdrop: np.ndarray, split, boxes, indices) -> np.ndarray:
+    image = backdrop.copy()
+    for box, index in zip(boxes, indices):
+        paste_face(image, split.images[index], box)
+    return image
+
+
 def changing(split, scenes: int, hold: int = 5, seed: int = 3):
     """(frame, boxes, face indices): a new scene every `hold` frames."""
     rng, faces = np.random.default_rng(seed), Faces(split, seed)
     for number in range(scenes):
-        image = background((FRAME_WIDTH, FRAME_HEIGHT), seed=seed * 100_003 + number).astype(np.float32)
-        boxes = place_boxes(rng, int(rng.integers(1, 4)), FACE_SIDES, FRAME_WIDTH, FRAME_HEIGHT)
+        backdrop, boxes = _place(rng, seed, number)
         indices = [faces.take() for _ in boxes]
-        for box, index in zip(boxes, indices):
-            paste_face(image, split.images[index], box)
+        image = _pasted(backdrop, split, boxes, indices)
         for _ in range(hold):
             yield _noisy(image, rng), boxes, indices
 
@@ -82,12 +93,10 @@ def swapping(split, groups: int, swaps: int = 6, hold: int = 5, seed: int = 4):
     """One background and set of places per group; the people in them change every `hold` frames."""
     rng, faces = np.random.default_rng(seed), Faces(split, seed)
     for number in range(groups):
-        backdrop = background((FRAME_WIDTH, FRAME_HEIGHT), seed=seed * 100_003 + number).astype(np.float32)
-        boxes = place_boxes(rng, int(rng.integers(1, 4)), FACE_SIDES, FRAME_WIDTH, FRAME_HEIGHT)
+        backdrop, boxes = _place(rng, seed, number)
         for _ in range(swaps):
-            image, indices = backdrop.copy(), [faces.take() for _ in boxes]
-            for box, index in zip(boxes, indices):
-                paste_face(image, split.images[index], box)
+            indices = [faces.take() for _ in boxes]
+            image = _pasted(backdrop, split, boxes, indices)
             for _ in range(hold):
                 yield _noisy(image, rng), boxes, indices
 
@@ -96,8 +105,7 @@ def staying(split, scenes: int, hold: int = 40, seed: int = 5, drift: int = 6):
     """The same faces for `hold` frames, each moving by a pixel at a time within +-`drift`."""
     rng, faces = np.random.default_rng(seed), Faces(split, seed)
     for number in range(scenes):
-        backdrop = background((FRAME_WIDTH, FRAME_HEIGHT), seed=seed * 100_003 + number).astype(np.float32)
-        boxes = place_boxes(rng, int(rng.integers(1, 4)), FACE_SIDES, FRAME_WIDTH, FRAME_HEIGHT)
+        backdrop, boxes = _place(rng, seed, number)
         indices = [faces.take() for _ in boxes]
         offsets = np.zeros((len(boxes), 2), int)
         for _ in range(hold):
@@ -133,6 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="FER-2013 folder or CSV (PublicTest faces are used)")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the default video lengths (for a quick try)")
+    parser.add_argument("--min-likeness", type=float, help="for the default and smooth-0 settings (default: the runtime's)")
+    parser.add_argument("--video", action="append", choices=("changing", "swapping", "staying"), help="repeat for several (default: all)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
@@ -142,9 +152,13 @@ def main() -> None:
         "swapping": lambda: swapping(split, max(1, int(40 * args.scale))),
         "staying": lambda: staying(split, max(1, int(60 * args.scale))),
     }
-    report = {"noise_sigma": NOISE_SIGMA, "rows": []}
+    report = {"noise_sigma": NOISE_SIGMA, "scale": args.scale, "rows": []}
     for video, frames in videos.items():
+        if args.video and video not in args.video:
+            continue
         for setting, overrides in SETTINGS.items():
+            if args.min_likeness is not None and setting != "overlap only":
+                overrides = {**overrides, "min_likeness": args.min_likeness}
             with EmotionDetector(detector=DetectorSettings(name="yunet", download=False), **overrides) as detector:
                 row = {"video": video, "setting": setting, **score(frames(), detector, split)}
             report["rows"].append(row)
