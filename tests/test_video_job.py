@@ -61,7 +61,8 @@ def files_of(out: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory) -> Path:
-    """Three short videos (one in a subfolder), a photo, a damaged video, and a hidden folder."""
+    """Three short videos (one in a subfolder), a photo, a damaged video, one without frames, and
+    a hidden folder."""
     root = tmp_path_factory.mktemp("recordings")
     cut_demo(root / "interview_a.mp4", 0, 40)
     cut_demo(root / "day2" / "interview_b.avi", 30, 40)
@@ -69,6 +70,7 @@ def recordings(tmp_path_factory) -> Path:
     cv2.imwrite(str(root / "still.jpg"), cv2.imread(str(demo_clip_path().with_name("demo_photo.jpg"))))
     good = (root / "interview_a.mp4").read_bytes()
     (root / "damaged.mp4").write_bytes(good[: len(good) // 3])  # no index: OpenCV cannot open it
+    cv2.VideoWriter(str(root / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (640, 480)).release()  # no frame
     (root / ".cache").mkdir()
     cut_demo(root / ".cache" / "hidden.mp4", 0, 5)
     return root
@@ -76,7 +78,8 @@ def recordings(tmp_path_factory) -> Path:
 
 def test_discovery_walks_folders_and_lists(recordings, tmp_path):
     found = discover(str(recordings))
-    assert [video.name for video in found.videos] == ["damaged.mp4", "day2/interview_b.avi", "interview_a.mp4", "interview_c.mp4"]
+    assert [video.name for video in found.videos] == ["damaged.mp4", "day2/interview_b.avi", "empty.avi", "interview_a.mp4",
+                                                      "interview_c.mp4"]
     assert [photo.name for photo in found.photos] == ["still.jpg"]
     lists = tmp_path / "lists"
     lists.mkdir()
@@ -102,7 +105,8 @@ def test_a_job_writes_per_video_files_a_summary_and_a_report_and_resumes(recordi
     out = tmp_path / "results"
     report = run_job(config(recordings), JobSettings(out, workers=2, chunk_minutes=1 / 60))  # 15-frame chunks
     assert report.done == ["day2/interview_b.avi", "interview_a.mp4", "interview_c.mp4"]
-    assert list(report.failed) == ["damaged.mp4"] and "cannot be opened" in report.failed["damaged.mp4"]
+    assert list(report.failed) == ["damaged.mp4", "empty.avi"] and "cannot be opened" in report.failed["damaged.mp4"]
+    assert "no frames" in report.failed["empty.avi"]
     assert report.photos_left == 1 and report.frames == 120 and report.faces > 0
     for name in report.done:
         records = [json.loads(line) for line in (out / name / "records.jsonl").read_text().splitlines()]
@@ -116,7 +120,7 @@ def test_a_job_writes_per_video_files_a_summary_and_a_report_and_resumes(recordi
     first = files_of(out)
 
     again = run_job(config(recordings), JobSettings(out, workers=2, chunk_minutes=1 / 60))
-    assert sorted(again.skipped) == report.done and list(again.failed) == ["damaged.mp4"] and again.done == []
+    assert sorted(again.skipped) == report.done and list(again.failed) == ["damaged.mp4", "empty.avi"] and again.done == []
     assert files_of(out) == first  # the summary holds no timings: the same bytes
 
     touched = recordings / "interview_c.mp4"
@@ -154,7 +158,8 @@ def done_count(out: Path) -> int:
         return 0
 
 
-def test_sigterm_halfway_loses_only_the_videos_in_flight_and_a_rerun_finishes_the_job(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_halfway_loses_only_the_videos_in_flight_and_a_rerun_finishes_the_job(tmp_path, stop):
     source = tmp_path / "videos"
     for index in range(20):
         cut_demo(source / f"v{index:02d}.mp4", (index * 5) % 60, 30)
@@ -166,10 +171,10 @@ def test_sigterm_halfway_loses_only_the_videos_in_flight_and_a_rerun_finishes_th
     deadline = time.monotonic() + 240
     while done_count(out) < 8 and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
-    job.send_signal(signal.SIGTERM)
+    job.send_signal(stop)
     stdout, stderr = job.communicate(timeout=60)
-    assert job.returncode == 143, stderr
-    assert "stopped: SIGTERM" in stdout
+    assert job.returncode == 128 + stop, stderr
+    assert ("stopped: SIGTERM" if stop == signal.SIGTERM else "stopped: Ctrl-C") in stdout
     finished = done_count(out)
     assert 8 <= finished < 20
     assert not [p for p in out.rglob(".*")], "no part file of the videos in flight is left"
