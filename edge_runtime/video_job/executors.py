@@ -52,7 +52,8 @@ def _run_local_chunk(chunk: Chunk, out: Path) -> ChunkResult:
 
 
 class LocalExecutor:
-    """Worker processes on this machine (started fresh, not forked from a process with threads)."""
+    """Worker processes on this machine (started fresh, not forked from a process with threads;
+    the processes start, and load the model, with the first chunks)."""
 
     reports_frames = True  # workers report frames as they go
 

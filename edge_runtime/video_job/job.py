@@ -69,6 +69,7 @@ class JobReport:
     frames: int = 0
     faces: int = 0
     seconds: float = 0.0
+    startup_seconds: float = 0.0
     stopped_by: str = ""
     signal: int = 0
     timelines: str = ""
@@ -154,6 +155,7 @@ def run_job(config, settings: JobSettings, log=lambda line: None, progress=None,
         if queue:
             factory = executor_factory or _default_executor
             executor = factory(config, settings, out)
+            report.startup_seconds = round(time.perf_counter() - started, 3)  # the pool, or Ray and its actors, asked to start
             report.workers = executor.workers
             if progress is not None:
                 progress.start(len(states), sum(state.frames_expected for state in states.values()))
