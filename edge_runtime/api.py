@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,6 +251,34 @@ class EmotionDetector:
         if confirmed != track_id:
             self._detections[confirmed] = self._detections.pop(track_id, detection)
         return confirmed, detection
+
+    def stream(self, source, *, whole_image: bool = False, annotate: bool = False, overlay: str = "bars",
+               loop: bool = False) -> Iterator:
+        """Runs the pipeline on every frame of a source, one `edge_runtime.stream.FrameResult`
+        (frame number, time, source name, faces, optionally the drawn frame) per frame.
+
+        Args:
+            source: what `edge-run --source` takes (a video file, an image, a folder of images,
+                a webcam index, a stream URL, "demo"), opened here and closed when the loop
+                ends or is left; or an open `FrameSource`, which the caller closes.
+            whole_image: classify every frame as one face, without detection.
+            annotate: also return each frame with the faces drawn (`overlay`: bars, labels, none).
+            loop: play a video file again from the start at its end.
+
+        Raises:
+            SourceError: the source cannot be opened (one line naming it).
+        """
+        from edge_runtime.sources import open_source
+        from edge_runtime.stream import stream_frames
+
+        opened = isinstance(source, (str, int, os.PathLike))
+        frames = open_source(os.fspath(source) if isinstance(source, os.PathLike) else source, loop=loop) if opened else source
+        self.reset()
+        try:
+            yield from stream_frames(self, frames, whole_image=whole_image, annotate=annotate, overlay=overlay)
+        finally:
+            if opened:
+                frames.close()
 
     def is_face_crop(self, image: np.ndarray) -> bool:
         """True for an image from the model input's size to barely larger: an already-cropped

@@ -15,9 +15,8 @@ from pathlib import Path
 from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDetector
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.display import Window
-from edge_runtime.draw import draw_faces
 from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
-from edge_runtime.outputs import Outputs, to_bgr
+from edge_runtime.outputs import Outputs
 from edge_runtime.photos import AnnotatedImages
 from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
 from edge_runtime.sources import (
@@ -28,13 +27,13 @@ from edge_runtime.sources import (
     source_file,
 )
 from edge_runtime.stopping import Stopped, finalising, signal_name
+from edge_runtime.stream import stream_frames
 from edge_runtime.tracker import DEFAULT_MIN_LIKENESS
 
 NO_FACE_HINT = (
     "for already-cropped faces use --whole-image; for small faces lower --min-size or raise --detect-scale; "
     "for turned or tilted faces use --detector yunet"
 )
-FPS_SMOOTHING = 0.9  # weight of the past in the on-screen FPS, so the number is readable
 SKIPPED_NAMED = 5  # image files the summary names; a folder of thousands gets a count beyond
 
 
@@ -261,36 +260,18 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
     # Track ids only grow within a video, so counting the ids above the highest seen counts
     # distinct tracks in constant memory (a set of every id would grow for as long as the run).
     highest_id = 0
-    media_fps = source.fps if not source.is_live else None
-    shown_fps = None
-    started = last = time.perf_counter()
+    started = time.perf_counter()
     stopped_by = "end of source"
-    # What every record says about the run; a photo source names each photo instead.
-    context = {"source": source.name, "detector": detector.detector_name}
+    annotate = window is not None or outputs.wants_annotated_frames or images is not None
     try:
-        for frame in source:
-            now = time.perf_counter()
-            if source.is_photo:
-                # Each photo stands alone: no tracks or smoothing from the one before.
-                faces = detector.detect_photo(frame, whole=config.whole_image)
-            else:
-                faces = detector.classify_whole(frame) if config.whole_image else detector.detect(frame)
-            for stage, seconds in detector.last_timings.items():
+        for result in stream_frames(detector, source, whole_image=config.whole_image, annotate=annotate, overlay=config.overlay):
+            for stage, seconds in result.timings.items():
                 summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
-            # Files keep their own clock (frame / fps), so a JSONL is the same on every run;
-            # photos have no clock at all.
-            if source.is_photo:
-                time_s = None
-            else:
-                time_s = summary.frames / media_fps if media_fps else now - started
-            if source.is_photo:
-                context = {**context, "source": str(source.current)}
-            annotated = None
-            if window is not None or outputs.wants_annotated_frames or images is not None:
-                annotated = draw_faces(to_bgr(frame), faces, None if source.is_photo else shown_fps, overlay=config.overlay)
-            outputs.write(summary.frames, time_s, faces, annotated, context)
+            faces = result.faces
+            outputs.write(result.index, result.time, faces, result.annotated,
+                          {"source": result.source, "detector": detector.detector_name})
             if images is not None:
-                images.write(annotated)
+                images.write(result.annotated)
             summary.frames += 1
             summary.faces += len(faces)
             labels.update(face.label for face in faces if face.label is not None)
@@ -302,11 +283,7 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
                 new_ids = {face.track_id for face in faces if face.track_id > highest_id}
                 summary.tracks += len(new_ids)
                 highest_id = max(new_ids, default=highest_id)
-            end = time.perf_counter()
-            instant = 1.0 / max(end - last, 1e-6)
-            shown_fps = instant if shown_fps is None else FPS_SMOOTHING * shown_fps + (1 - FPS_SMOOTHING) * instant
-            last = end
-            if window is not None and not window.show(annotated):
+            if window is not None and not window.show(result.annotated):
                 stopped_by = "window closed (q/Esc)"
                 break
             if config.max_frames is not None and summary.frames >= config.max_frames:
