@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from enum import Enum
@@ -38,6 +39,8 @@ from edge_runtime.limits import (
     MIN_FACE_SIZE,
     MIN_LIKENESS,
     SCORE_THRESHOLD,
+    SERVE_FPS,
+    SERVE_MAX_CLIENTS,
     SMOOTH,
     STALL_TIMEOUT_S,
     max_threads,
@@ -46,6 +49,7 @@ from edge_runtime.metadata import MetadataError
 from edge_runtime.output_paths import writes_to_stdout
 from edge_runtime.outputs import OutputError
 from edge_runtime.runner import RunConfig, RunSummary, run
+from edge_runtime.serve import ServeError, is_loopback, parse_address
 from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
 from edge_runtime.sources import DEFAULT_MAX_REOPEN, DEFAULT_STALL_TIMEOUT_S, SourceError
 from edge_runtime.stopping import SIGNAL_NAMES, Stopped, stop_signals
@@ -55,7 +59,7 @@ from edge_runtime.video_job.progress import JobProgress
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Facial-emotion recognition at the edge, live or headless.")
 
-DOMAIN_ERRORS = (BackendError, DefaultModelError, DetectorError, DisplayError, MetadataError, OutputError, SourceError)
+DOMAIN_ERRORS = (BackendError, DefaultModelError, DetectorError, DisplayError, MetadataError, OutputError, SourceError, ServeError)
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 when the source ended, --max-frames was reached or the window was closed; "
@@ -229,6 +233,26 @@ def main(
             "that is within about (max-reopen + 1) x stall-timeout plus the waits between attempts (0.5 s, doubling, at most 8 s).",
         ),
     ] = DEFAULT_MAX_REOPEN,
+    serve: Annotated[
+        Optional[str],
+        typer.Option(metavar="[HOST:]PORT", help="Serve the run over HTTP: the page, /stream.mjpg, /events, /snapshot.jpg, "
+                     "/healthz, /metrics (pip install -e \".[serve]\"); host 127.0.0.1 unless given; implies --no-display."),
+    ] = None,
+    serve_token: Annotated[
+        Optional[str],
+        typer.Option(envvar="EDGE_EMOTION_TOKEN", show_envvar=True,
+                     help="The token a viewer must give (?token= once, then a cookie; or Authorization: Bearer); "
+                     "required off loopback."),
+    ] = None,
+    serve_no_auth: Annotated[
+        bool, typer.Option("--serve-no-auth", help="Serve off loopback without a token (anyone who reaches the port sees the camera).")
+    ] = False,
+    serve_fps: Annotated[
+        float, typer.Option(min=SERVE_FPS.low, max=SERVE_FPS.high, help="Frames a second sent to each viewer of /stream.mjpg.")
+    ] = 15.0,
+    serve_max_clients: Annotated[
+        int, typer.Option(min=SERVE_MAX_CLIENTS.low, max=SERVE_MAX_CLIENTS.high, help="Streams open at once; the next gets 503.")
+    ] = 8,
     out: Annotated[
         Optional[Path],
         typer.Option(file_okay=False, help="Process every video under --source (a folder, a video, or a list file of videos) as "
@@ -285,6 +309,9 @@ def main(
         stall_timeout=stall_timeout,
         max_reopen=max_reopen,
     )
+    if serve is not None:
+        config = dataclasses.replace(config, display=False, **_serve_settings(serve, serve_token, serve_no_auth),
+                                     serve_fps=serve_fps, serve_max_clients=serve_max_clients)
     _quiet_opencv()
     if out is not None:
         _run_video_job(config, JobSettings(out, workers, chunk_minutes, ray), (jsonl, csv, save_video, save_images), no_display)
@@ -326,6 +353,21 @@ def _run_video_job(config: RunConfig, settings: JobSettings, file_outputs: tuple
                    f"reasons in {settings.out / 'report.json'}; run the same command again to retry them", err=True)
         raise typer.Exit(1)
     raise typer.Exit(0)
+
+
+def _serve_settings(address: str, token: str | None, no_auth: bool) -> dict:
+    """`--serve` and its token as RunConfig fields; a usage error for a bad address, or for a
+    host off loopback with neither a token nor --serve-no-auth."""
+    try:
+        host, port = parse_address(address)
+    except ValueError as error:
+        _usage_error(f"Invalid value for '--serve': {error}")
+    if not is_loopback(host) and not token:
+        if not no_auth:
+            _usage_error(f"--serve {address} listens beyond this machine: give --serve-token (or EDGE_EMOTION_TOKEN), "
+                         "or --serve-no-auth to let anyone who reaches the port watch")
+        typer.echo(f"warning: --serve-no-auth: anyone who reaches {host}:{port} can watch the camera", err=True)
+    return {"serve": (host, port), "serve_token": token or None}
 
 
 def _usage_error(message: str) -> None:

@@ -102,3 +102,7 @@ MIN_LIKENESS = Bound(0.0, 0.99)
 JOB_WORKERS = Bound(1, 1024)
 # Minutes per chunk of a video job: from under a second (tests, very short clips) to a day.
 CHUNK_MINUTES = Bound(0.01, 24 * 60.0)
+# Frames a second sent to each viewer of `--serve`'s stream: a browser shows no more than 60.
+SERVE_FPS = Bound(1.0, 60.0)
+# Streams open at once: each costs a connection and a write per frame.
+SERVE_MAX_CLIENTS = Bound(1, 1000)

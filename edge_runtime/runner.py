@@ -16,7 +16,7 @@ from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDete
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
-from edge_runtime.outputs import Outputs
+from edge_runtime.outputs import Outputs, face_record
 from edge_runtime.photos import AnnotatedImages
 from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
 from edge_runtime.sources import (
@@ -72,6 +72,10 @@ class RunConfig:
     loop: bool = False
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     max_reopen: int = DEFAULT_MAX_REOPEN
+    serve: tuple[str, int] | None = None  # (host, port) of `--serve`
+    serve_token: str | None = None
+    serve_fps: float = 15.0
+    serve_max_clients: int = 8
 
     def detector_settings(self) -> DetectorSettings:
         return DetectorSettings(
@@ -199,6 +203,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
     if config.save_images is not None:
         check_folder_writable(config.save_images, "--save-images")
     window = Window() if config.display else None
+    server = _start_server(config) if config.serve else None
     own_detector = detector is None
     summary = RunSummary(stage_seconds={"detect": 0.0, "preprocess": 0.0, "infer": 0.0})
     outputs = None
@@ -216,7 +221,10 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         summary.source = source.name
         images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None
         outputs = Outputs(config.jsonl, config.csv, config.save_video, video_fps=source.fps, labels=detector.labels)
-        summary.stopped_by = _loop(config, detector, source, window, outputs, summary, images)
+        if server is not None:
+            server.hub.run_info.update(detector=detector.detector_name, backend=detector.backend.name,
+                                       model=Path(detector.model_path).name)
+        summary.stopped_by = _loop(config, detector, source, window, outputs, summary, images, server.hub if server else None)
         failed = False
     finally:
         # A second signal during this block is recorded, not raised: the video is finalised.
@@ -236,6 +244,8 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
                     summary.skipped = list(getattr(source, "skipped", []))
                 if window is not None:
                     window.close()
+                if server is not None:
+                    server.stop()
                 if own_detector and detector is not None:
                     detector.close()
     summary.failure = _failure(summary, source)
@@ -255,14 +265,32 @@ def _failure(summary: RunSummary, source: FrameSource) -> str:
     return ""
 
 
-def _loop(config, detector, source, window, outputs, summary, images=None) -> str:
+def _start_server(config: RunConfig):
+    from edge_runtime.serve import ServeError
+    from edge_runtime.serve.hub import Hub
+
+    try:
+        from edge_runtime.serve.app import Server
+    except ImportError:
+        from edge_runtime.formats import install_hint
+
+        raise ServeError(f"--serve needs aiohttp and prometheus-client: {install_hint('serve')}") from None
+
+    host, port = config.serve
+    server = Server(Hub(config.serve_fps), host, port, config.serve_token, config.serve_max_clients, config.stall_timeout,
+                    config.serve_fps)
+    server.start()
+    return server
+
+
+def _loop(config, detector, source, window, outputs, summary, images=None, hub=None) -> str:
     labels: Counter = Counter({label: 0 for label in detector.labels})
     # Track ids only grow within a video, so counting the ids above the highest seen counts
     # distinct tracks in constant memory (a set of every id would grow for as long as the run).
     highest_id = 0
     started = time.perf_counter()
     stopped_by = "end of source"
-    annotate = window is not None or outputs.wants_annotated_frames or images is not None
+    annotate = window is not None or outputs.wants_annotated_frames or images is not None or hub is not None
     try:
         for result in stream_frames(detector, source, whole_image=config.whole_image, annotate=annotate, overlay=config.overlay):
             for stage, seconds in result.timings.items():
@@ -272,6 +300,11 @@ def _loop(config, detector, source, window, outputs, summary, images=None) -> st
                           {"source": result.source, "detector": detector.detector_name})
             if images is not None:
                 images.write(result.annotated)
+            if hub is not None:
+                context = {"source": result.source, "detector": detector.detector_name}
+                records = [face_record(result.index, result.time, face, context) for face in faces]
+                hub.source(result.source).dropped = source.dropped
+                hub.publish(result.source, result.annotated, records or None, len(faces), result.timings)
             summary.frames += 1
             summary.faces += len(faces)
             labels.update(face.label for face in faces if face.label is not None)

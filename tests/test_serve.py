@@ -1,0 +1,256 @@
+"""`edge-run --serve`: every endpoint through aiohttp's test client, the token, the client limit,
+viewers that stall or leave, a real run stopped by SIGTERM, and the page in a real browser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+aiohttp = pytest.importorskip("aiohttp", reason="needs the serve extra: pip install -e '.[serve]'")
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+from edge_runtime.cli import app  # noqa: E402
+from edge_runtime.serve import parse_address  # noqa: E402
+from edge_runtime.serve.app import build_app  # noqa: E402
+from edge_runtime.serve.hub import Hub  # noqa: E402
+
+EDGE_RUN = Path(sys.executable).parent / "edge-run"
+RECORD = {"frame": 0, "time": 0.0, "source": "cam", "detector": "yunet", "track_id": 1, "box": [1, 2, 3, 4], "score": 0.9,
+          "label": "happy", "confidence": 0.8, "uncertain": False, "probabilities": {"happy": 0.8}}
+
+
+def frame(value: int = 90) -> np.ndarray:
+    return np.full((48, 64, 3), value, np.uint8)
+
+
+def serve(hub: Hub, check, token: str | None = None, max_clients: int = 8, stall_timeout: float = 5.0):
+    """Runs `check(client)` (a coroutine function) against the app on a test server."""
+    async def main():
+        hub.attach(asyncio.get_running_loop())
+        client = TestClient(TestServer(build_app(hub, token, max_clients, stall_timeout, max_fps=60.0)))
+        await client.start_server()
+        try:
+            await check(client)
+        finally:
+            await client.close()
+    asyncio.run(main())
+
+
+def publish(hub: Hub, count: int = 1, source: str = "cam", faces: bool = True) -> None:
+    for index in range(count):
+        hub.publish(source, frame(index % 255), [dict(RECORD, frame=index, source=source)] if faces else None, 1 if faces else 0,
+                    {"detect": 0.003, "preprocess": 0.001, "infer": 0.002})
+
+
+def test_every_endpoint_answers():
+    hub = Hub()
+    hub.run_info.update(detector="yunet", backend="onnx", model="m.onnx")
+
+    async def check(client):
+        assert (await client.get("/snapshot.jpg")).status == 503  # no frame yet
+        assert (await client.get("/healthz")).status == 503
+        publish(hub, 3)
+        page = await client.get("/")
+        assert page.status == 200 and "EventSource" in await page.text() and "http" not in (await page.text()).split("<script>")[1]
+        snapshot = await client.get("/snapshot.jpg")
+        assert snapshot.status == 200 and (await snapshot.read())[:2] == b"\xff\xd8"
+        health = await client.get("/healthz")
+        body = await health.json()
+        assert health.status == 200 and body["status"] == "ok" and body["sources"]["cam"]["frames"] == 3 and body["detector"] == "yunet"
+        metrics = await (await client.get("/metrics")).text()
+        assert 'edge_emotion_frames_total{source="cam"} 3.0' in metrics
+        assert 'edge_emotion_stage_seconds_count{source="cam",stage="detect"} 3.0' in metrics
+        assert (await client.post("/snapshot.jpg")).status == 405  # read-only
+        assert "Access-Control-Allow-Origin" not in health.headers
+
+        stream = await client.get("/stream.mjpg")
+        assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        publish(hub, 2)
+        part = await asyncio.wait_for(stream.content.read(200), 5)
+        assert part.startswith(b"--frame\r\nContent-Type: image/jpeg")
+        stream.close()
+
+        events = await client.get("/events")
+        publish(hub, 1)
+        line = await asyncio.wait_for(events.content.readline(), 5)
+        received = json.loads(line.decode()[len("data: "):])
+        # The newest frame's records, in the JSONL record schema.
+        assert len(received) == 1 and received[0] in (dict(RECORD, frame=0), dict(RECORD, frame=1))
+        events.close()
+
+    serve(hub, check)
+
+
+def test_a_token_is_required_when_one_is_set():
+    hub = Hub()
+    publish(hub)
+
+    async def check(client):
+        assert (await client.get("/healthz")).status == 401
+        assert (await client.get("/snapshot.jpg?token=wrong")).status == 401
+        assert (await client.get("/healthz", headers={"Authorization": "Bearer s3cret"})).status == 200
+        page = await client.get("/?token=s3cret")
+        assert page.status == 200 and "edge_emotion_token" in page.cookies
+        assert (await client.get("/snapshot.jpg")).status == 200  # the cookie the page got
+
+    serve(hub, check, token="s3cret")
+
+
+def test_streams_beyond_the_limit_get_503_and_a_stalled_viewer_never_slows_the_pipeline():
+    hub = Hub(max_fps=60.0)
+    publish(hub)
+
+    async def check(client):
+        stalled = await client.get("/stream.mjpg")  # opened, never read
+        assert stalled.status == 200
+        assert (await client.get("/events")).status == 503
+        assert (await client.get("/stream.mjpg")).status == 503
+        started = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(None, publish, hub, 300)
+        assert time.perf_counter() - started < 5.0, "publishing waited for a viewer"
+        assert hub.sources["cam"].frames == 301
+        stalled.close()
+        for _ in range(50):  # the server sees the viewer go, and the slot frees up
+            await asyncio.sleep(0.05)
+            if hub.viewers == 0:
+                break
+        assert hub.viewers == 0
+        assert (await client.get("/events")).status == 200
+
+    serve(hub, check, max_clients=1)
+
+
+def test_a_source_without_frames_for_the_stall_timeout_is_unhealthy():
+    hub = Hub()
+    publish(hub)
+
+    async def check(client):
+        await asyncio.sleep(0.4)
+        health = await client.get("/healthz")
+        assert health.status == 503 and (await health.json())["stalled"] == ["cam"]
+
+    serve(hub, check, stall_timeout=0.2)
+
+
+@pytest.mark.parametrize("address, message", [
+    ("0.0.0.0:8080", "listens beyond this machine"),
+    ("host:99999", "expected [HOST:]PORT"),
+])
+def test_serve_addresses_that_are_refused(address, message, monkeypatch):
+    monkeypatch.delenv("EDGE_EMOTION_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["--source", "demo", "--serve", address])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_addresses_parse():
+    assert parse_address("8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:81") == ("0.0.0.0", 81)
+    assert parse_address("[::1]:82") == ("::1", 82)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str, timeout: float = 2.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_until_serving(port: int, process, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"edge-run --serve did not serve: {process.poll()}")
+
+
+def test_a_served_run_stops_on_sigterm_with_its_server_and_outputs(tmp_path):
+    port = free_port()
+    records = tmp_path / "run.jsonl"
+    process = subprocess.Popen([str(EDGE_RUN), "--source", "demo", "--loop", "--detector", "haar", "--serve", str(port),
+                                "--jsonl", str(records)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_serving(port, process)
+        status, body = get(f"http://127.0.0.1:{port}/snapshot.jpg")
+        assert status == 200 and body[:2] == b"\xff\xd8"
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        stdout, stderr = process.communicate(timeout=30)
+        assert time.monotonic() - started < 5
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "stopped: SIGTERM" in stdout and f"wrote {records}" in stdout
+    assert all(json.loads(line) for line in records.read_text().splitlines())
+    with pytest.raises(OSError):
+        get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install -e '.[test]'")
+    driver_path = shutil.which("chromedriver")
+    if driver_path is None or shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        pytest.skip("needs Chromium and its driver: apt-get install chromium chromium-driver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    if os.geteuid() == 0:
+        options.add_argument("--no-sandbox")  # Chromium refuses to run as root inside its sandbox
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def test_the_page_in_a_real_browser_shows_the_video_and_a_card_per_face_of_the_events(tmp_path):
+    driver = browser()
+    port = free_port()
+    process = subprocess.Popen([str(EDGE_RUN), "--source", "demo", "--loop", "--detector", "haar", "--serve", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_serving(port, process)
+        driver.get(f"http://127.0.0.1:{port}/")
+        deadline = time.monotonic() + 15
+        cards, width = [], 0
+        while time.monotonic() < deadline and not (cards and width):
+            time.sleep(0.2)
+            width = driver.execute_script("const i = document.querySelector('img'); return i ? i.naturalWidth : 0")
+            cards = driver.execute_script(
+                "return [...document.querySelectorAll('.card')].map(c => [c.dataset.source, c.dataset.track, c.dataset.label])")
+        assert width == 640, "the video image loaded"
+        assert cards, "face cards appeared"
+        # The cards are the records of one frame of /events: same source, tracks and labels.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=5) as events:
+            records = json.loads(events.readline().decode()[len("data: "):])
+        assert {card[0] for card in cards} == {records[0]["source"]}
+        assert all(label in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise") for _, _, label in cards)
+        assert {int(track) for _, track, _ in cards} <= set(range(1, 10_000))
+        assert driver.find_element("css selector", "#status").text.startswith("ok")
+        driver.save_screenshot(str(tmp_path / "page.png"))
+    finally:
+        driver.quit()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
