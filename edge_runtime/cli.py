@@ -215,6 +215,11 @@ def main(
     ] = DEFAULT_OVERLAY,
     max_frames: Annotated[Optional[int], typer.Option(min=MAX_FRAMES.low, max=MAX_FRAMES.high, help="Stop after N frames.")] = None,
     loop: Annotated[bool, typer.Option("--loop", help="Play a video file (or the demo) again from the start at its end.")] = False,
+    realtime: Annotated[
+        bool,
+        typer.Option("--realtime", help="Play a video file at its own frame rate, dropping (and counting) frames when behind, "
+                     "as a camera would; without it a file plays as fast as it decodes."),
+    ] = False,
     stall_timeout: Annotated[
         float,
         typer.Option(
@@ -306,6 +311,7 @@ def main(
         overlay=overlay.value,
         max_frames=max_frames,
         loop=loop,
+        realtime=realtime,
         stall_timeout=stall_timeout,
         max_reopen=max_reopen,
     )

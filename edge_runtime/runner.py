@@ -70,6 +70,7 @@ class RunConfig:
     overlay: str = "bars"
     max_frames: int | None = None
     loop: bool = False
+    realtime: bool = False
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     max_reopen: int = DEFAULT_MAX_REOPEN
     serve: tuple[str, int] | None = None  # (host, port) of `--serve`
@@ -216,7 +217,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         if source is None:
             source = open_source(
                 config.source, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen,
-                photo_check=detector.photo_problem,
+                photo_check=detector.photo_problem, realtime=config.realtime,
             )
         summary.source = source.name
         images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -61,8 +62,11 @@ class VideoFileSource(FrameSource):
         loops: times the file was started again.
     """
 
-    def __init__(self, path: Path, capture_factory: CaptureFactory = _default_capture, loop: bool = False) -> None:
+    def __init__(self, path: Path, capture_factory: CaptureFactory = _default_capture, loop: bool = False,
+                 realtime: bool = False, clock=time.monotonic, sleep=time.sleep) -> None:
         self._factory = capture_factory
+        self.realtime = realtime
+        self._clock, self._sleep = clock, sleep
         self.capture = self._open(path)
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         super().__init__(str(path), fps if fps > 0 else None)
@@ -91,7 +95,22 @@ class VideoFileSource(FrameSource):
     def _one_pass(self) -> Iterator[np.ndarray]:
         failures_in_a_row = 0
         position = 0
+        paced = self.realtime and self.fps
+        started = self._clock()
         while self.capture is not None:
+            if paced:
+                # Played at the file's own rate, as a camera would deliver it: wait for a frame's
+                # time, and drop (counted) the frames whose time has passed while the consumer was busy.
+                due = started + position / self.fps
+                ahead = due - self._clock()
+                if ahead > 0:
+                    self._sleep(ahead)
+                elif -ahead > 1.0 / self.fps and position < self.frame_count - 1:
+                    if not self.capture.grab():
+                        return
+                    position += 1
+                    self.dropped += 1
+                    continue
             ok, frame = self.capture.read()
             if ok and usable(frame):
                 failures_in_a_row = 0
@@ -172,6 +191,7 @@ def open_source(
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S,
     loop: bool = False,
     photo_check: Callable[[np.ndarray], str] | None = None,
+    realtime: bool = False,
 ) -> FrameSource:
     """Opens what `--source` names.
 
@@ -184,6 +204,8 @@ def open_source(
         backoff_s: first wait between reopen attempts (doubling).
         stall_timeout: seconds a live source may go without a new frame before it is reopened.
         loop: play a video file (or the demo) again from the start at its end.
+        realtime: play a video file at its own frame rate, dropping (and counting) the frames
+            the consumer is too slow for, so a file stands in for a camera.
         photo_check: for an image or a folder, why an image cannot be used ("" when it can);
             a refused image is skipped and named (see `ImageSource`).
 
@@ -196,7 +218,7 @@ def open_source(
     if text == "demo":
         if not DEMO_CLIP.is_file():
             raise SourceError(f"{DEMO_CLIP}: the demo clip is missing; reinstall edge-emotion")
-        return VideoFileSource(DEMO_CLIP, capture_factory or _default_capture, loop)
+        return VideoFileSource(DEMO_CLIP, capture_factory or _default_capture, loop, realtime)
     if text.isdigit() or text.lower().startswith(STREAM_SCHEMES):
         target = int(text) if text.isdigit() else text
         return LiveSource(target, capture_factory, max_reopen, backoff_s, stall_timeout)
@@ -209,7 +231,7 @@ def open_source(
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageSource([path], str(path), photo_check)
-        return VideoFileSource(path, capture_factory or _default_capture, loop)
+        return VideoFileSource(path, capture_factory or _default_capture, loop, realtime)
     raise SourceError(_why_not_a_source(path, text))
 
 

@@ -71,8 +71,9 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
             time_s, name = None, str(source.current)
         else:
             faces = detector.classify_whole(frame) if whole_image else detector.detect(frame)
-            # Files keep their own clock (frame / fps), so their records are the same on every run.
-            time_s, name = (index / media_fps if media_fps else now - started), source.name
+            # Files keep their own clock (frame / fps), so their records are the same on every run;
+            # frames dropped to keep `--realtime` pace advance it too.
+            time_s, name = ((index + source.dropped) / media_fps if media_fps else now - started), source.name
         annotated = None
         if annotate:
             annotated = draw_faces(to_bgr(frame), faces, None if source.is_photo else shown_fps, overlay=overlay)
