@@ -1,0 +1,91 @@
+"""Measures what `edge-run --serve` viewers cost the pipeline: FPS with 0, 1 and 4 viewers.
+
+Starts `edge-run --source demo --loop --serve PORT` (bundled model, default detector), lets it
+warm up, then for each setting opens that many viewers of `/stream.mjpg` or `/events` (threads
+that read as a browser does), and reads the frames the pipeline processed from `/healthz` over a
+window: FPS = frames / seconds. Viewers are on 127.0.0.1 only.
+
+    python tools/measure_serve.py --seconds 20 --json bench/serve_overhead.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+EDGE_RUN = str(Path(sys.executable).parent / "edge-run")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def frames(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        return sum(source["frames"] for source in json.loads(response.read())["sources"].values())
+
+
+def viewer(url: str, stop: threading.Event, received: list[int]) -> None:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        while not stop.is_set():
+            chunk = response.read1(65536)
+            if not chunk:
+                return
+            received.append(len(chunk))
+
+
+def measure(port: int, path: str | None, viewers: int, seconds: float) -> dict:
+    stop, received = threading.Event(), []
+    threads = [threading.Thread(target=viewer, args=(f"http://127.0.0.1:{port}{path}", stop, received), daemon=True)
+               for _ in range(viewers if path else 0)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)  # viewers connected and receiving
+    first, started = frames(port), time.monotonic()
+    time.sleep(seconds)
+    count, elapsed = frames(port) - first, time.monotonic() - started
+    stop.set()
+    return {"viewers": viewers if path else 0, "endpoint": path or "-", "fps": round(count / elapsed, 2),
+            "bytes_to_viewers_per_s": round(sum(received) / (elapsed + 2.0))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per setting")
+    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+
+    port = free_port()
+    process = subprocess.Popen([EDGE_RUN, "--source", "demo", "--loop", "--serve", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(args.warmup)
+        rows = []
+        for path, viewers in ((None, 0), ("/stream.mjpg", 1), ("/stream.mjpg", 4), ("/events", 1), ("/events", 4), (None, 0)):
+            rows.append(measure(port, path, viewers, args.seconds))
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    baseline = (rows[0]["fps"] + rows[-1]["fps"]) / 2  # before and after, so drift shows
+    for row in rows:
+        row["cost_vs_no_viewer"] = round(1 - row["fps"] / baseline, 4)
+    report = {"baseline_fps": round(baseline, 2), "rows": rows}
+    print(json.dumps({"baseline_fps": report["baseline_fps"]}))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
