@@ -77,6 +77,24 @@ class Face:
     landmarks: tuple[tuple[float, float], ...] | None = None
 
 
+class SourceState:
+    """What carries over from frame to frame of one source: its tracks, the frame before (for
+    shot cuts), the boxes reused between detections, the frame count."""
+
+    def __init__(self, smooth: float, min_likeness: float, cut_threshold: float) -> None:
+        self.tracker = IoUTracker(smooth=smooth, min_likeness=min_likeness)
+        self.cuts = CutDetector(cut_threshold)
+        self.frame_index = 0
+        self.frame_shape: tuple[int, int] | None = None
+        self.detections: dict[int, Detection] = {}  # track id -> its last detection, for frames not detected on
+
+    def reset(self, restart_ids: bool = False) -> None:
+        self.tracker.reset(restart_ids)
+        self.cuts.reset()
+        self.frame_index = 0
+        self.frame_shape = None
+
+
 def check_frame(frame: object) -> np.ndarray:
     """Returns `frame` if it is an image the pipeline takes (HxW, HxWx1, HxWx3 or HxWx4).
 
@@ -161,8 +179,9 @@ class EmotionDetector:
             problem = bound.problem(name, value) if value is not None else ""
             if problem:
                 raise ValueError(problem)
-        self.tracker = IoUTracker(smooth=0.0 if photo else smooth, min_likeness=min_likeness)
-        self.cuts = CutDetector(cut_threshold)
+        self._state_settings = (0.0 if photo else smooth, min_likeness, cut_threshold)
+        self.state = SourceState(*self._state_settings)  # the source `detect` is called on
+        self._states: dict[object, SourceState] = {}  # more sources, for `detect_many`
         shortcuts = dict(detect_scale=detect_scale, min_size=min_size, scale_factor=scale_factor, min_neighbors=min_neighbors,
                          cascade=cascade)
         self.chosen = _choose_detector(detector, {k: v for k, v in shortcuts.items() if v is not None})
@@ -175,10 +194,16 @@ class EmotionDetector:
         self.min_confidence = float(min_confidence)
         self.flip_average = bool(flip_average)
         self.photo = bool(photo)
-        self.frame_index = 0
-        self._frame_shape: tuple[int, int] | None = None
-        self._detections: dict[int, Detection] = {}  # track id -> its last detection, for frames not detected on
         self.last_timings: dict[str, float] = {"detect": 0.0, "preprocess": 0.0, "infer": 0.0}
+
+    @property
+    def tracker(self) -> IoUTracker:
+        """The tracks of the source `detect` is called on."""
+        return self.state.tracker
+
+    @property
+    def frame_index(self) -> int:
+        return self.state.frame_index
 
     @property
     def model_path(self) -> Path:
@@ -210,46 +235,84 @@ class EmotionDetector:
 
     def _detect(self, frame: np.ndarray, photo: bool) -> list[Face]:
         started = time.perf_counter()
+        tracked, grays, detect_seconds = self._find(self.state, frame, photo)
+        return self._classify(grays, tracked, detect_seconds, time.perf_counter() - started - detect_seconds, self.state)
+
+    def detect_many(self, frames: list[tuple[object, np.ndarray]]) -> list[list[Face]]:
+        """Faces in one frame of each of several sources, all classified in one model call.
+
+        Args:
+            frames: (source key, frame) pairs, at most one per source; each source keeps its
+                own tracks from call to call (keys are any hashable, such as the source's name).
+
+        Returns:
+            The faces of each frame, in the order given.
+        """
+        started = time.perf_counter()
+        found, detect_seconds = [], 0.0
+        for key, frame in frames:
+            state = self._states.setdefault(key, SourceState(*self._state_settings))
+            tracked, grays, seconds = self._find(state, check_frame(frame), False)
+            found.append((state, tracked, grays))
+            detect_seconds += seconds
+        crop_seconds = time.perf_counter() - started - detect_seconds
+        grays = [gray for _, _, source_grays in found for gray in source_grays]
+        probabilities = self._predict(grays, detect_seconds, crop_seconds)
+        faces, offset = [], 0
+        for state, tracked, source_grays in found:
+            faces.append([self._face(tid, detection, probs, state)
+                          for (tid, detection), probs in zip(tracked, probabilities[offset : offset + len(source_grays)])])
+            offset += len(source_grays)
+        return faces
+
+    def forget(self, key: object) -> None:
+        """Drops the tracks `detect_many` keeps for a source (it ended, or restarts)."""
+        self._states.pop(key, None)
+
+    def _find(self, state: SourceState, frame: np.ndarray, photo: bool) -> tuple[list, list[np.ndarray], float]:
+        """Detection (or the boxes of the last one), tracking and crops of one frame of a source:
+        (tracked (track id, detection) pairs, their grayscale crops, seconds spent detecting)."""
+        started = time.perf_counter()
         shape = frame.shape[:2]
-        cut = not photo and self.cuts.is_cut(frame)
+        cut = not photo and state.cuts.is_cut(frame)
         # A photo, or a frame of another size (a folder of mixed images), invalidates the boxes to reuse.
-        if photo or shape != self._frame_shape:
-            self.tracker.reset(restart_ids=photo)
-            self._frame_shape = shape
+        if photo or shape != state.frame_shape:
+            state.tracker.reset(restart_ids=photo)
+            state.frame_shape = shape
             due = True
         elif cut:
             # A new shot: nobody in it continues a track of the last one, wherever they stand.
-            self.tracker.reset()
+            state.tracker.reset()
             due = True
         else:
-            due = self.frame_index % self.detect_every == 0
+            due = state.frame_index % self.detect_every == 0
         if due:
             if photo and self.chosen.photo_side:
                 found = self.detector.detect(frame, photo_scale(shape, self.chosen.photo_side))
             else:
                 found = self.detector.detect(frame)
             detections = [as_detection(box) for box in found]
-            track_ids = self.tracker.assign([d.box for d in detections])
-            self._detections = dict(zip(track_ids, detections))
+            track_ids = state.tracker.assign([d.box for d in detections])
+            state.detections = dict(zip(track_ids, detections))
             tracked = list(zip(track_ids, detections))
         else:
-            tracked = [(tid, self._detections[tid]) for tid, _ in sorted(self.tracker.visible(), key=lambda item: item[1][:2])]
-        after_detect = time.perf_counter()
+            tracked = [(tid, state.detections[tid]) for tid, _ in sorted(state.tracker.visible(), key=lambda item: item[1][:2])]
+        detect_seconds = time.perf_counter() - started
         crops = [self.crop.crop(frame, detection, self.crop_margin) for _, detection in tracked]
         # A box that the frame's edges leave empty has nothing to classify.
         tracked, crops = [item for item, crop in zip(tracked, crops) if crop.size], [crop for crop in crops if crop.size]
         grays = [face_to_gray48(crop, self.spec.size) for crop in crops]
         if not photo:
-            tracked = [self._confirm(track_id, detection, gray) for (track_id, detection), gray in zip(tracked, grays)]
-        faces = self._classify(grays, tracked, after_detect - started, time.perf_counter() - after_detect)
-        self.frame_index += 1
-        return faces
+            tracked = [self._confirm(state, track_id, detection, gray) for (track_id, detection), gray in zip(tracked, grays)]
+        state.frame_index += 1
+        return tracked, grays, detect_seconds
 
-    def _confirm(self, track_id: int, detection: Detection, gray: np.ndarray) -> tuple[int, Detection]:
+    @staticmethod
+    def _confirm(state: SourceState, track_id: int, detection: Detection, gray: np.ndarray) -> tuple[int, Detection]:
         """The track the face continues: its own, or a new one when another face took its place."""
-        confirmed = self.tracker.confirm(track_id, signature(gray))
+        confirmed = state.tracker.confirm(track_id, signature(gray))
         if confirmed != track_id:
-            self._detections[confirmed] = self._detections.pop(track_id, detection)
+            state.detections[confirmed] = state.detections.pop(track_id, detection)
         return confirmed, detection
 
     def stream(self, source, *, whole_image: bool = False, annotate: bool = False, overlay: str = "bars",
@@ -325,17 +388,25 @@ class EmotionDetector:
         height, width = image.shape[:2]
         started = time.perf_counter()
         gray = face_to_gray48(image, self.spec.size)
-        faces = self._classify([gray], [(1, Detection((0, 0, int(width), int(height))))], 0.0, time.perf_counter() - started)
-        self.frame_index += 1
+        faces = self._classify([gray], [(1, Detection((0, 0, int(width), int(height))))], 0.0, time.perf_counter() - started,
+                               self.state)
+        self.state.frame_index += 1
         return faces
 
     def crop_box(self, box) -> tuple[int, int, int, int]:
         """The (x, y, w, h) region the model reads for a detector box, before any eye levelling."""
         return self.crop.box(box, self.crop_margin)
 
-    def _classify(self, grays: list[np.ndarray], tracked: list, detect_seconds: float, crop_seconds: float) -> list[Face]:
-        """Classifies the faces' grayscale crops (`face_to_gray48`, the first half of the one
-        preprocessing function) in one model call; `crop_seconds` counts as preprocessing."""
+    def _classify(self, grays: list[np.ndarray], tracked: list, detect_seconds: float, crop_seconds: float,
+                  state: SourceState) -> list[Face]:
+        """The faces of one source's frame from their grayscale crops, in one model call."""
+        probabilities = self._predict(grays, detect_seconds, crop_seconds)
+        return [self._face(tid, detection, probs, state) for (tid, detection), probs in zip(tracked, probabilities)]
+
+    def _predict(self, grays: list[np.ndarray], detect_seconds: float, crop_seconds: float) -> np.ndarray:
+        """Probabilities of grayscale crops (`face_to_gray48`, the first half of the one
+        preprocessing function) in one model call; records the stage times (`crop_seconds`
+        count as preprocessing)."""
         started = time.perf_counter()
         size = self.spec.size
         batch = gray48_to_input(np.stack(grays) if grays else np.zeros((0, size, size), np.uint8), self.spec)
@@ -347,9 +418,9 @@ class EmotionDetector:
             "preprocess": crop_seconds + after_preprocess - started,
             "infer": after_infer - after_preprocess,
         }
-        return [self._face(tid, detection, probs) for (tid, detection), probs in zip(tracked, probabilities)]
+        return probabilities
 
-    def _face(self, track_id: int, detection, probabilities: np.ndarray) -> Face:
+    def _face(self, track_id: int, detection, probabilities: np.ndarray, state: SourceState) -> Face:
         if not np.all(np.isfinite(probabilities)):
             # A float model that overflows on one crop, or a broken export: no label rather
             # than argmax's pick among NaNs, and the track's average is left as it was, since
@@ -364,7 +435,7 @@ class EmotionDetector:
                 score=float(detection.score),
                 landmarks=detection.landmarks,
             )
-        smoothed = self.tracker.smooth(track_id, probabilities)
+        smoothed = state.tracker.smooth(track_id, probabilities)
         best = int(np.argmax(smoothed))
         confidence = float(smoothed[best])
         return Face(
@@ -384,10 +455,8 @@ class EmotionDetector:
         Args:
             restart_ids: number the next faces from 1 again (see `IoUTracker.reset`).
         """
-        self.tracker.reset(restart_ids)
-        self.cuts.reset()
-        self.frame_index = 0
-        self._frame_shape = None
+        self.state.reset(restart_ids)
+        self._states.clear()
 
     def close(self) -> None:
         """Releases the model's runtime."""
