@@ -95,6 +95,7 @@ EXAMPLES = examples(
     "edge-run --source clip.mp4 --no-display --csv faces.csv --save-video annotated.mp4",
     "edge-run --source rtsp://camera.local/stream --backend tflite --threads 2 --detect-every 2",
     "edge-run --source photos/ --no-display --jsonl photos.jsonl --save-images annotated/   # every photo, each alone",
+    "edge-run --source 0 --source rtsp://door.local/stream --serve 8080   # two cameras in one process, in a browser",
     "edge-run --source demo --detector haar --no-display   # the seed's Haar cascade instead of YuNet",
     "edge-run --fetch-models   # fetch and verify the YuNet file now, for a device that will run offline",
 )
@@ -113,8 +114,10 @@ def main(
         Optional[int], typer.Option(min=1, max=max_threads(), help="Inference threads (default: the runtime's).")
     ] = None,
     source: Annotated[
-        str, typer.Option(help="Webcam index, video file, image, folder of images, rtsp/http URL, or 'demo'.")
-    ] = "0",
+        Optional[list[str]],
+        typer.Option(help="Webcam index, video file, image, folder of images, rtsp/http URL, or 'demo' (default: 0); "
+                     "give it more than once to read several cameras, streams or videos in one process."),
+    ] = None,
     detector: Annotated[
         DetectorChoice,
         typer.Option(help="Face detector; auto: YuNet when its file is cached or can be fetched, else Haar (the seed's)."),
@@ -282,7 +285,8 @@ def main(
 ) -> None:
     """Detect faces and classify their expression; a summary is printed at the end."""
     config = RunConfig(
-        source=source,
+        source=(source or ["0"])[0],
+        more_sources=tuple((source or [])[1:]),
         model=model,
         backend=backend.value,
         threads=threads,
@@ -319,6 +323,8 @@ def main(
         config = dataclasses.replace(config, display=False, **_serve_settings(serve, serve_token, serve_no_auth),
                                      serve_fps=serve_fps, serve_max_clients=serve_max_clients)
     _quiet_opencv()
+    if out is not None and config.more_sources:
+        _usage_error("--out takes one --source (a folder, a video or a list file of videos)")
     if out is not None:
         _run_video_job(config, JobSettings(out, workers, chunk_minutes, ray), (jsonl, csv, save_video, save_images), no_display)
     elif workers is not None or ray is not None:

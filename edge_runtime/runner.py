@@ -15,6 +15,7 @@ from pathlib import Path
 from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDetector
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.display import Window
+from edge_runtime.frame_source import SourceError
 from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
 from edge_runtime.outputs import Outputs, face_record
 from edge_runtime.photos import AnnotatedImages
@@ -71,6 +72,7 @@ class RunConfig:
     max_frames: int | None = None
     loop: bool = False
     realtime: bool = False
+    more_sources: tuple[str, ...] = ()  # `--source` given more than once: read and classified together
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     max_reopen: int = DEFAULT_MAX_REOPEN
     serve: tuple[str, int] | None = None  # (host, port) of `--serve`
@@ -196,6 +198,8 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
         DisplayError, BackendError, DetectorError, SourceError, OutputError: one-line messages.
         Stopped: a stop signal arrived before the first frame (see `edge_runtime.stopping`).
     """
+    if config.more_sources:
+        return run_many(config, detector)
     # Fail before loading anything: a bad output path or a missing display costs no model load.
     refuse_shared_paths(
         source_file(config.source) if source is None else None,
@@ -264,6 +268,75 @@ def _failure(summary: RunSummary, source: FrameSource) -> str:
             return f"{summary.skipped[0]}; nothing was processed"
         return f"{summary.source}: no frame could be read ({summary.unreadable} unreadable); nothing was processed"
     return ""
+
+
+def run_many(config: RunConfig, detector: EmotionDetector | None = None) -> RunSummary:
+    """`run` for several sources (`config.source` and `config.more_sources`) in one process: each
+    read on its own thread, the faces of all that are ready classified in one model call, every
+    record naming its source (see `edge_runtime.multi_source`).
+
+    Raises:
+        DisplayError, BackendError, DetectorError, SourceError, OutputError, ServeError: one line.
+    """
+    import threading
+
+    from edge_runtime.multi_source import SourceReader, loop_many
+
+    names = (config.source, *config.more_sources)
+    if len(set(names)) < len(names):
+        raise SourceError(f"--source {', '.join(names)}: a source is given twice")
+    if config.display or config.save_video is not None or config.save_images is not None:
+        raise OutputError("a window, --save-video and --save-images take one source; with several, use --no-display "
+                          "and --jsonl/--csv, or --serve to watch them all")
+    for name in names:
+        refuse_shared_paths(source_file(name), {"--jsonl": config.jsonl, "--csv": config.csv})
+    server = _start_server(config) if config.serve else None
+    own_detector = detector is None
+    summary = RunSummary(stage_seconds={"detect": 0.0, "preprocess": 0.0, "infer": 0.0})
+    outputs, sources, readers = None, [], []
+    changed = threading.Condition()
+    try:
+        if detector is None:
+            detector = build_detector(config)
+        summary.model = f"{detector.model_path} ({detector.backend.name})"
+        summary.detector, summary.detector_note = detector.detector_name, detector.detector_note
+        for name in names:
+            sources.append(open_source(name, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen,
+                                       realtime=config.realtime))
+            if sources[-1].is_photo:
+                raise SourceError(f"{name}: photos cannot be one of several sources; give cameras, streams or videos")
+        summary.source = ", ".join(source.name for source in sources)
+        outputs = Outputs(config.jsonl, config.csv, None, video_fps=None, labels=detector.labels)
+        if server is not None:
+            server.hub.run_info.update(detector=detector.detector_name, backend=detector.backend.name,
+                                       model=Path(detector.model_path).name)
+        readers = [SourceReader(source, changed) for source in sources]
+        try:
+            summary.stopped_by = loop_many(config, detector, readers, changed, outputs, summary, server.hub if server else None)
+        except KeyboardInterrupt as stop:
+            summary.stopped_by = signal_name(stop)
+            summary.signal = stop.signum if isinstance(stop, Stopped) else int(signal.SIGINT)
+    finally:
+        with finalising():
+            try:
+                if outputs is not None:
+                    outputs.close()
+            finally:
+                for reader in readers:
+                    reader.close()
+                for source in sources[len(readers):]:
+                    source.close()
+                summary.unreadable = sum(source.unreadable for source in sources)
+                summary.dropped = sum(reader.dropped for reader in readers)
+                summary.reopens = sum(source.reopens for source in sources)
+                if server is not None:
+                    server.stop()
+                if own_detector and detector is not None:
+                    detector.close()
+    ended = [f"{reader.name}: {reader.error or reader.source.ended_reason}" for reader in readers
+             if reader.error or getattr(reader.source, "ended_reason", "")]
+    summary.failure = "" if summary.signal else "; ".join(ended)
+    return summary
 
 
 def _start_server(config: RunConfig):

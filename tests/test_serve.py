@@ -4,6 +4,7 @@ viewers that stall or leave, a real run stopped by SIGTERM, and the page in a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from edge_runtime.cli import app  # noqa: E402
 from edge_runtime.serve import parse_address  # noqa: E402
 from edge_runtime.serve.app import build_app  # noqa: E402
 from edge_runtime.serve.hub import Hub  # noqa: E402
+from edge_runtime.sources import demo_clip_path  # noqa: E402
 
 EDGE_RUN = Path(sys.executable).parent / "edge-run"
 RECORD = {"frame": 0, "time": 0.0, "source": "cam", "detector": "yunet", "track_id": 1, "box": [1, 2, 3, 4], "score": 0.9,
@@ -227,30 +229,49 @@ def browser():
 
 def test_the_page_in_a_real_browser_shows_the_video_and_a_card_per_face_of_the_events(tmp_path):
     driver = browser()
+    second = tmp_path / "door.mp4"
+    second.write_bytes(demo_clip_path().read_bytes())
+    try:
+        with serving(str(demo_clip_path())) as port:
+            driver.get(f"http://127.0.0.1:{port}/")
+            deadline = time.monotonic() + 15
+            cards, width = [], 0
+            while time.monotonic() < deadline and not (cards and width):
+                time.sleep(0.2)
+                width = driver.execute_script("const i = document.querySelector('img'); return i ? i.naturalWidth : 0")
+                cards = driver.execute_script(
+                    "return [...document.querySelectorAll('.card')].map(c => [c.dataset.source, c.dataset.track, c.dataset.label])")
+            assert width == 640, "the video image loaded"
+            assert cards, "face cards appeared"
+            # The cards are the records of one frame of /events: same source, tracks and labels.
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=5) as events:
+                records = json.loads(events.readline().decode()[len("data: "):])
+            assert {card[0] for card in cards} == {records[0]["source"]}
+            assert all(label in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise") for _, _, label in cards)
+            assert driver.find_element("css selector", "#status").text.startswith("ok")
+            driver.save_screenshot(str(tmp_path / "page.png"))
+        # A second source adds a tile.
+        with serving(str(demo_clip_path()), str(second), "--realtime") as port:
+            driver.get(f"http://127.0.0.1:{port}/")
+            deadline, tiles = time.monotonic() + 15, []
+            while time.monotonic() < deadline and len(tiles) < 2:
+                time.sleep(0.2)
+                tiles = driver.execute_script("return [...document.querySelectorAll('section.tile')].map(t => t.dataset.source)")
+            assert sorted(tiles) == sorted([str(demo_clip_path()), str(second)])
+    finally:
+        driver.quit()
+
+
+@contextlib.contextmanager
+def serving(*sources: str):
+    """`edge-run --serve` on a free port over looping sources (a flag among them is passed on)."""
     port = free_port()
-    process = subprocess.Popen([str(EDGE_RUN), "--source", "demo", "--loop", "--detector", "haar", "--serve", str(port)],
+    arguments = [part for source in sources for part in (["--source", source] if not source.startswith("--") else [source])]
+    process = subprocess.Popen([str(EDGE_RUN), *arguments, "--loop", "--detector", "haar", "--serve", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_serving(port, process)
-        driver.get(f"http://127.0.0.1:{port}/")
-        deadline = time.monotonic() + 15
-        cards, width = [], 0
-        while time.monotonic() < deadline and not (cards and width):
-            time.sleep(0.2)
-            width = driver.execute_script("const i = document.querySelector('img'); return i ? i.naturalWidth : 0")
-            cards = driver.execute_script(
-                "return [...document.querySelectorAll('.card')].map(c => [c.dataset.source, c.dataset.track, c.dataset.label])")
-        assert width == 640, "the video image loaded"
-        assert cards, "face cards appeared"
-        # The cards are the records of one frame of /events: same source, tracks and labels.
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=5) as events:
-            records = json.loads(events.readline().decode()[len("data: "):])
-        assert {card[0] for card in cards} == {records[0]["source"]}
-        assert all(label in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise") for _, _, label in cards)
-        assert {int(track) for _, track, _ in cards} <= set(range(1, 10_000))
-        assert driver.find_element("css selector", "#status").text.startswith("ok")
-        driver.save_screenshot(str(tmp_path / "page.png"))
+        yield port
     finally:
-        driver.quit()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -1,0 +1,160 @@
+"""Several sources in one process: each read on its own thread, their faces classified together.
+
+A reader thread per source keeps that source's next frame in a slot: a camera, a stream or a
+file played `--realtime` keeps only its newest frame (a slow step drops, and counts, what it
+missed, as a camera would), a file played as fast as it decodes hands over every frame in order.
+Each step of the loop takes the frames that are ready, finds each source's faces with its own
+tracks, and classifies all of them in one model call (`EmotionDetector.detect_many`). A source
+that stalls is reopened by its own reader (`LiveSource`); one that ends or fails for good is
+reported while the others go on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_runtime.frame_source import FrameSource
+
+JOIN_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Ready:
+    """A frame taken from a reader: its source, its number in that source and when it was read."""
+
+    reader: SourceReader
+    frame: np.ndarray
+    index: int
+    position: int  # its place in the source: `index` plus the frames dropped before it
+    read_at: float
+
+
+class SourceReader:
+    """Reads one FrameSource on its own thread into a one-frame slot.
+
+    Args:
+        source: an open source (closed by `close`).
+        changed: the condition every reader of a run notifies, so the loop wakes for any of them.
+    """
+
+    def __init__(self, source: FrameSource, changed: threading.Condition) -> None:
+        self.source = source
+        self.name = source.name
+        self.keep_newest = source.is_live or getattr(source, "realtime", False)
+        self.replaced = 0  # frames replaced by newer ones before the loop took them
+        self.done = False
+        self.error = ""
+        self._changed = changed
+        self._slot: Ready | None = None
+        self._index = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"read {self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for frame in self.source:
+                with self._changed:
+                    while self._slot is not None and not self.keep_newest and not self._stop.is_set():
+                        self._changed.wait(0.1)  # every frame of a file, in order: wait for the loop
+                    if self._stop.is_set():
+                        return
+                    if self._slot is not None:
+                        self.replaced += 1
+                    self._slot = Ready(self, frame, self._index, self._index + self.dropped, time.perf_counter())
+                    self._index += 1
+                    self._changed.notify_all()
+        except Exception as error:  # noqa: BLE001 - a failing source ends alone; the loop reports it
+            self.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+        finally:
+            with self._changed:
+                self.done = True
+                self._changed.notify_all()
+
+    def take(self) -> Ready | None:
+        """The frame in the slot, if any (call with the condition held)."""
+        ready, self._slot = self._slot, None
+        return ready
+
+    @property
+    def has_frame(self) -> bool:
+        return self._slot is not None
+
+    @property
+    def dropped(self) -> int:
+        return self.source.dropped + self.replaced
+
+    def close(self) -> None:
+        """Stops the thread, then closes the source (never under a thread still reading it)."""
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self.source.is_live:
+            # A live source is closed from any thread, which ends the reader's wait for a frame.
+            self.source.close()
+            self._thread.join(JOIN_TIMEOUT_S)
+        else:
+            # A file is closed only once its reader is out of OpenCV's read.
+            self._thread.join(JOIN_TIMEOUT_S)
+            self.source.close()
+
+
+def next_frames(readers: list[SourceReader], changed: threading.Condition, wait_s: float = 0.5) -> list[Ready] | None:
+    """The frames ready now (waiting for at least one); None once every source has ended."""
+    with changed:
+        while not any(reader.has_frame for reader in readers):
+            if all(reader.done for reader in readers):
+                return None
+            changed.wait(wait_s)
+        ready = [reader.take() for reader in readers if reader.has_frame]
+        changed.notify_all()  # file readers waiting for their slot go on
+        return ready
+
+
+def loop_many(config, detector, readers: list[SourceReader], changed: threading.Condition, outputs, summary, hub=None) -> str:
+    """The loop over several sources (see the module's doc); fills `summary`, returns why it ended."""
+    from collections import Counter
+
+    from edge_runtime.draw import draw_faces
+    from edge_runtime.outputs import face_record, to_bgr
+
+    labels: Counter = Counter({label: 0 for label in detector.labels})
+    highest_ids = {reader.name: 0 for reader in readers}
+    started = time.perf_counter()
+    try:
+        while True:
+            ready = next_frames(readers, changed)
+            if ready is None:
+                return "end of every source"
+            found = detector.detect_many([(item.reader.name, item.frame) for item in ready])
+            for stage, seconds in detector.last_timings.items():
+                summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
+            for item, faces in zip(ready, found):
+                source = item.reader.source
+                fps = None if source.is_live else source.fps
+                # Files keep their own clock (their place in the file / fps), live sources the run's.
+                time_s = item.position / fps if fps else item.read_at - started
+                context = {"source": item.reader.name, "detector": detector.detector_name}
+                outputs.write(item.index, time_s, faces, None, context)
+                if hub is not None:
+                    annotated = draw_faces(to_bgr(item.frame), faces, None, overlay=config.overlay)
+                    hub.source(item.reader.name).dropped = item.reader.dropped
+                    records = [face_record(item.index, time_s, face, context) for face in faces]
+                    hub.publish(item.reader.name, annotated, records or None, len(faces), detector.last_timings)
+                summary.frames += 1
+                summary.faces += len(faces)
+                labels.update(face.label for face in faces if face.label is not None)
+                summary.unlabelled += sum(face.label is None for face in faces)
+                summary.uncertain += sum(face.uncertain for face in faces)
+                new_ids = {face.track_id for face in faces if face.track_id > highest_ids[item.reader.name]}
+                summary.tracks += len(new_ids)
+                highest_ids[item.reader.name] = max(new_ids, default=highest_ids[item.reader.name])
+            if config.max_frames is not None and summary.frames >= config.max_frames:
+                return f"max frames ({config.max_frames})"
+    finally:
+        summary.seconds = time.perf_counter() - started
+        summary.label_counts = dict(labels)
