@@ -82,6 +82,15 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("macro_f1", "macro-F1", ".4f"),
         Column("ece", "ECE", ".4f"),
     ),
+    "streams": (
+        Column("name", "run"),
+        Column("status", "status"),
+        Column("sources", "sources"),
+        Column("fps", "FPS (all)", ".1f"),
+        Column("fps_per_source", "FPS per source", ".1f"),
+        Column("dropped_share", "dropped", ".2%"),
+        Column("realtime", "real time"),
+    ),
     "scene": (
         Column("name", "model"),
         Column("status", "status"),

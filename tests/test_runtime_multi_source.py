@@ -75,3 +75,4 @@ def test_what_takes_one_source_refuses_several(arguments, status, message, tmp_p
                                       *arguments])
     assert result.exit_code == status and message in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.mp4"]
+
