@@ -81,8 +81,9 @@ class SourceState:
     """What carries over from frame to frame of one source: its tracks, the frame before (for
     shot cuts), the boxes reused between detections, the frame count."""
 
-    def __init__(self, smooth: float, min_likeness: float, cut_threshold: float) -> None:
+    def __init__(self, smooth: float, min_likeness: float, cut_threshold: float, detect_offset: int = 0) -> None:
         self.tracker = IoUTracker(smooth=smooth, min_likeness=min_likeness)
+        self.detect_offset = detect_offset  # shifts its detection rounds against other sources
         self.cuts = CutDetector(cut_threshold)
         self.frame_index = 0
         self.frame_shape: tuple[int, int] | None = None
@@ -251,7 +252,11 @@ class EmotionDetector:
         started = time.perf_counter()
         found, detect_seconds = [], 0.0
         for key, frame in frames:
-            state = self._states.setdefault(key, SourceState(*self._state_settings))
+            if key not in self._states:
+                # Sources detect on different steps (with detect_every 3: the first on steps 0, 3, ...,
+                # the second on 1, 4, ...), so no step carries every source's detection at once.
+                self._states[key] = SourceState(*self._state_settings, detect_offset=len(self._states) % self.detect_every)
+            state = self._states[key]
             tracked, grays, seconds = self._find(state, check_frame(frame), False)
             found.append((state, tracked, grays))
             detect_seconds += seconds
@@ -285,7 +290,7 @@ class EmotionDetector:
             state.tracker.reset()
             due = True
         else:
-            due = state.frame_index % self.detect_every == 0
+            due = (state.frame_index + state.detect_offset) % self.detect_every == 0
         if due:
             if photo and self.chosen.photo_side:
                 found = self.detector.detect(frame, photo_scale(shape, self.chosen.photo_side))

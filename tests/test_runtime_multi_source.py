@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -76,3 +77,26 @@ def test_what_takes_one_source_refuses_several(arguments, status, message, tmp_p
     assert result.exit_code == status and message in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.mp4"]
 
+
+
+class MarkedFrames:
+    """A fake face detector that notes which source each detected frame came from (its pixel value)."""
+
+    def __init__(self) -> None:
+        self.detected: list[int] = []
+
+    def detect(self, frame):
+        self.detected.append(int(frame[0, 0, 0]))
+        return [(10, 10, 40, 40)]
+
+
+def test_sources_take_turns_at_detection_so_no_step_carries_them_all():
+    fake = MarkedFrames()
+    with EmotionDetector(FIXTURE_MODELS["onnx"], backend="onnx", detector=fake, detect_every=3) as detector:
+        per_step = []
+        for _ in range(9):
+            before = len(fake.detected)
+            detector.detect_many([(name, np.full((120, 160, 3), value, np.uint8)) for name, value in (("a", 1), ("b", 2), ("c", 3))])
+            per_step.append(sorted(fake.detected[before:]))
+    assert per_step[0] == [1, 2, 3]  # every source's first frame is searched
+    assert per_step[1:] == [[3], [2], [1], [3], [2], [1], [3], [2]]  # then one source a step, in turn
