@@ -38,6 +38,7 @@ from edge_runtime.limits import (
     MIN_CONFIDENCE,
     MIN_FACE_SIZE,
     MIN_LIKENESS,
+    ROTATE_KEEP,
     SCORE_THRESHOLD,
     SERVE_FPS,
     SERVE_MAX_CLIENTS,
@@ -48,6 +49,7 @@ from edge_runtime.limits import (
 from edge_runtime.metadata import MetadataError
 from edge_runtime.output_paths import writes_to_stdout
 from edge_runtime.outputs import OutputError
+from edge_runtime.rotation import DEFAULT_KEEP, Rotation, parse_duration, parse_size, rotation_for
 from edge_runtime.runner import RunConfig, RunSummary, run
 from edge_runtime.serve import ServeError, is_loopback, parse_address
 from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
@@ -87,6 +89,19 @@ def _fetch_models(value: bool) -> None:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     raise typer.Exit(0)
+
+
+def _parsed_by(parse):
+    """A typer parser from a library one: its ValueError becomes typer's usage error (status 2)
+    naming the option, as a bound's `min`/`max` does."""
+
+    def parser(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return parser
 
 
 EXAMPLES = examples(
@@ -207,6 +222,21 @@ def main(
     csv: Annotated[
         Optional[Path], typer.Option(dir_okay=False, help="Write the same records as a CSV table; '-': standard output.")
     ] = None,
+    rotate_size: Annotated[
+        Optional[int],
+        typer.Option(parser=_parsed_by(parse_size), metavar="SIZE",
+                     help="Rotate the --jsonl and --csv files before one grows past SIZE: bytes, or with k, M, G, T (100M)."),
+    ] = None,
+    rotate_every: Annotated[
+        Optional[float],
+        typer.Option(parser=_parsed_by(parse_duration), metavar="DURATION",
+                     help="Rotate them on the clock every DURATION (1h: on the hour, UTC): seconds, or with s, m, h, d."),
+    ] = None,
+    rotate_keep: Annotated[
+        Optional[int],
+        typer.Option(min=ROTATE_KEEP.low, max=ROTATE_KEEP.high,
+                     help=f"Rotated files kept per output; the oldest are deleted (default: {DEFAULT_KEEP})."),
+    ] = None,
     save_video: Annotated[
         Optional[Path], typer.Option(dir_okay=False, help="Write the annotated video (.mp4, .avi, .mkv).")
     ] = None,
@@ -310,6 +340,7 @@ def main(
         display=not no_display,
         jsonl=jsonl,
         csv=csv,
+        rotation=_rotation(rotate_size, rotate_every, rotate_keep, jsonl, csv),
         save_video=save_video,
         save_images=save_images,
         overlay=overlay.value,
@@ -380,6 +411,14 @@ def _serve_settings(address: str, token: str | None, no_auth: bool) -> dict:
                          "or --serve-no-auth to let anyone who reaches the port watch")
         typer.echo(f"warning: --serve-no-auth: anyone who reaches {host}:{port} can watch the camera", err=True)
     return {"serve": (host, port), "serve_token": token or None}
+
+
+def _rotation(size: int | None, every: float | None, keep: int | None, jsonl: Path | None, csv: Path | None) -> Rotation | None:
+    """The --rotate-* options as one setting; a usage error for a combination that rotates nothing."""
+    try:
+        return rotation_for(size, every, keep, {"--jsonl": jsonl, "--csv": csv})
+    except ValueError as error:
+        _usage_error(str(error))
 
 
 def _usage_error(message: str) -> None:

@@ -106,3 +106,13 @@ CHUNK_MINUTES = Bound(0.01, 24 * 60.0)
 SERVE_FPS = Bound(1.0, 60.0)
 # Streams open at once: each costs a connection and a write per frame.
 SERVE_MAX_CLIENTS = Bound(1, 1000)
+# Bytes a rotated record file may reach (`--rotate-size`). A file system stores even a one-byte
+# file in a 4 KiB block, so smaller files save no disk and only rotate at nearly every frame; a
+# tebibyte is more than an edge device's disk holds.
+ROTATE_SIZE = Bound(4096, 2**40)
+# Seconds between time rotations (`--rotate-every`): rotated names carry whole seconds, and a
+# period longer than a year is a typo.
+ROTATE_EVERY_S = Bound(1.0, 366 * 24 * 3600.0)
+# Rotated files kept per output (`--rotate-keep`): 0 would delete each file as it is rotated,
+# records written and gone at once; every rotation lists the folder, which 100,000 files slow.
+ROTATE_KEEP = Bound(1, 100_000)

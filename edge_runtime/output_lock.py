@@ -54,7 +54,7 @@ def open_locked(path: str | os.PathLike, option: str, shown: str | os.PathLike |
         except BaseException:
             os.close(fd)
             raise
-        if _still_names(real, fd):
+        if still_names(real, fd):
             return fd, created
         os.close(fd)
     raise OutputError(f"{option} {shown}: keeps being replaced by another process; choose another path")
@@ -76,7 +76,7 @@ def _lock(fd: int, shown: str | os.PathLike, option: str) -> None:
         pass  # a file system without locks (some network mounts): written unlocked, as before
 
 
-def _still_names(path: Path, fd: int) -> bool:
+def still_names(path: Path, fd: int) -> bool:
     """Whether `path` still names the file open as `fd` (not removed or replaced meanwhile)."""
     try:
         named, opened = os.stat(path), os.fstat(fd)

@@ -4,7 +4,8 @@ JSONL and CSV are written in place, a frame's records in one write, so `tail -f`
 run and a killed run keeps every complete line; a full disk cuts the file back to its last
 complete record. `-` writes to standard output; a device or a FIFO is opened and written, never
 replaced. Files are created with the user's umask. Every output file is locked for the run
-(`edge_runtime.output_lock`): a second run on it is refused.
+(`edge_runtime.output_lock`): a second run on it is refused. A run that never ends can rotate
+its JSONL and CSV files by size or time (`edge_runtime.rotation`).
 
 The video goes to a hidden file next to its target and is renamed onto it once its container
 is finalised (an MP4 cut short has no index and does not play), so a previous file stays
@@ -23,7 +24,8 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -43,6 +45,8 @@ from edge_runtime.output_paths import (
     video_temp_path,
     write_failure,
 )
+from edge_runtime.rotation import Rotation, Rotator, unrotatable
+from edge_runtime.stopping import uninterrupted
 
 __all__ = ["CsvWriter", "JsonlWriter", "OutputError", "Outputs", "VideoOutput", "face_record", "to_bgr"]
 
@@ -88,15 +92,28 @@ class _RecordWriter:
     after that truncated, so a second run on it is refused without touching it. Each frame's
     records go to the file in one write; when that fails (a full disk), the file is cut back to
     the end of the last complete record and the run ends with one line. Standard output,
-    devices and FIFOs are never locked. Subclasses say what precedes the records (`_header`)
-    and what one face becomes (`_line`).
+    devices and FIFOs are never locked. With a `rotation`, a regular file is rotated between
+    frames (see `edge_runtime.rotation`), and a previous run's records in it are rotated at the
+    first frame instead of overwritten (a restarted service keeps them). Subclasses say what
+    precedes the records (`_header`) and what one face becomes (`_line`).
+
+    Raises:
+        OutputError: the path cannot be written, or is rotated and not a regular file.
     """
 
-    def __init__(self, path: str | os.PathLike, option: str) -> None:
+    def __init__(
+        self, path: str | os.PathLike, option: str, rotation: Rotation | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         check_writable(path, option)
+        problem = rotation is not None and unrotatable(option, path)
+        if problem:
+            raise OutputError(problem)
         self.option = option
         self.path = path if is_stdout_name(path) else Path(path)
         self.records = 0
+        self._rotator = Rotator(rotation, clock) if rotation is not None else None
+        self._live: Path | None = None  # the file the path names (through a symlink), once locked
+        self._live_records = 0  # records in the live file
         self._fd: int | None = None  # a file, device or FIFO, written with os.write
         self._stream: IO[str] | None = None  # standard output
         self._regular = False  # a regular file, locked and cut back on failure
@@ -118,6 +135,7 @@ class _RecordWriter:
         except OSError as error:
             raise OutputError(f"{self.option} {self.path}: {write_failure(error)}") from None
         self._fd, self._created = open_locked(self.path, self.option)
+        self._live = Path(os.path.realpath(self.path))
         self._regular = True
 
     def _start(self) -> None:
@@ -131,7 +149,12 @@ class _RecordWriter:
                 raise OutputError(f"{self.path}: cannot be written ({error.strerror})") from None
         else:
             self.lock()
-            os.ftruncate(self._fd, 0)
+            if self._rotator is None:
+                os.ftruncate(self._fd, 0)
+            elif os.fstat(self._fd).st_size > 0:
+                self._rotate()
+            else:
+                self._rotator.begin()
         self._started = True
 
     def _header(self) -> str:
@@ -143,13 +166,35 @@ class _RecordWriter:
 
     def write(self, frame_index: int, time_s: float | None, faces: Sequence[Face], context: Mapping[str, object] | None = None) -> None:
         text = ""
+        records = "".join(self._line(face_record(frame_index, time_s, face, context)) for face in faces)
         if not self._started:
             self._start()
             text = self._header()
-        text += "".join(self._line(face_record(frame_index, time_s, face, context)) for face in faces)
+        elif self._rotator is not None and self._rotator.due(self._kept, self._live_records, len(records.encode("utf-8"))):
+            self._rotate()
+            text = self._header()
+        text += records
         if text:
             self._emit(text)
         self.records += len(faces)
+        self._live_records += len(faces)
+
+    def _rotate(self) -> None:
+        """Puts a new live file in place of the full one, between two frames."""
+        # A stop signal lands after the swap, not between the files and what this writer holds.
+        with uninterrupted():
+            try:
+                self._fd = self._rotator.rotate(self._live, self._fd, self.option, self.path)
+            except OSError as error:
+                self._give_up(error)
+            self._kept = self._live_records = 0
+            self._created = True
+        try:
+            self._rotator.delete_oldest(self._live, self.option, self.path)
+        except OutputError:
+            self._failed = True
+            self.close()
+            raise
 
     def _emit(self, text: str) -> None:
         data = text.encode("utf-8")
@@ -206,8 +251,8 @@ def _write_all(fd: int, data: bytes) -> None:
 class JsonlWriter(_RecordWriter):
     """One JSON object per face per frame (see `face_record`)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        super().__init__(path, "--jsonl")
+    def __init__(self, path: str | os.PathLike, rotation: Rotation | None = None, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(path, "--jsonl", rotation, clock)
 
     def _line(self, record: dict) -> str:
         # allow_nan=False: a non-finite number that slipped through raises here instead of
@@ -222,8 +267,14 @@ CSV_LEADING_COLUMNS = ("frame", "time", "source", "detector")
 class CsvWriter(_RecordWriter):
     """The JSONL records as a table: one row per face per frame, one column per probability."""
 
-    def __init__(self, path: str | os.PathLike, labels: Sequence[str] = LABELS) -> None:
-        super().__init__(path, "--csv")
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        labels: Sequence[str] = LABELS,
+        rotation: Rotation | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(path, "--csv", rotation, clock)
         self.labels = tuple(labels)
 
     def _header(self) -> str:
@@ -410,7 +461,7 @@ class VideoOutput:
 
 
 class Outputs:
-    """Every requested output, written and closed together."""
+    """Every requested output, written and closed together; `rotation` rotates the JSONL and CSV."""
 
     def __init__(
         self,
@@ -419,15 +470,16 @@ class Outputs:
         video: str | os.PathLike | None = None,
         video_fps: float | None = None,
         labels: Sequence[str] = LABELS,
+        rotation: Rotation | None = None,
     ) -> None:
         self.records: list = []
         self.video: VideoOutput | None = None
         self._locked = False
         try:
             if jsonl is not None:
-                self.records.append(JsonlWriter(jsonl))
+                self.records.append(JsonlWriter(jsonl, rotation))
             if csv_path is not None:
-                self.records.append(CsvWriter(csv_path, labels))
+                self.records.append(CsvWriter(csv_path, labels, rotation))
             if video is not None:
                 self.video = VideoOutput(video, video_fps)
         except BaseException:

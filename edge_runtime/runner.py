@@ -19,6 +19,7 @@ from edge_runtime.frame_source import SourceError
 from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
 from edge_runtime.outputs import Outputs, face_record
 from edge_runtime.photos import AnnotatedImages
+from edge_runtime.rotation import Rotation
 from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
 from edge_runtime.sources import (
     DEFAULT_MAX_REOPEN,
@@ -66,6 +67,7 @@ class RunConfig:
     display: bool = True
     jsonl: Path | None = None
     csv: Path | None = None
+    rotation: Rotation | None = None  # of jsonl and csv
     save_video: Path | None = None
     save_images: Path | None = None
     overlay: str = "bars"
@@ -225,7 +227,8 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
             )
         summary.source = source.name
         images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None
-        outputs = Outputs(config.jsonl, config.csv, config.save_video, video_fps=source.fps, labels=detector.labels)
+        outputs = Outputs(config.jsonl, config.csv, config.save_video, video_fps=source.fps, labels=detector.labels,
+                          rotation=config.rotation)
         if server is not None:
             server.hub.run_info.update(detector=detector.detector_name, backend=detector.backend.name,
                                        model=Path(detector.model_path).name)
