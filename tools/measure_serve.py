@@ -63,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per setting")
     parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--only", choices=("/stream.mjpg", "/events"), help="measure one endpoint (default: both)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
@@ -72,7 +73,8 @@ def main() -> None:
     try:
         time.sleep(args.warmup)
         rows = []
-        for path, viewers in ((None, 0), ("/stream.mjpg", 1), ("/stream.mjpg", 4), ("/events", 1), ("/events", 4), (None, 0)):
+        settings = [(path, viewers) for path in ("/stream.mjpg", "/events") for viewers in (1, 4) if args.only in (None, path)]
+        for path, viewers in [(None, 0), *settings, (None, 0)]:
             rows.append(measure(port, path, viewers, args.seconds))
             print(json.dumps(rows[-1]), flush=True)
     finally:

@@ -55,12 +55,12 @@ class Hub:
         self.viewers = 0  # streams open now; no JPEG is encoded while it is 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._changed: asyncio.Condition | None = None
+        self._changed: asyncio.Event | None = None  # set once for every waiter, then replaced
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Binds the hub to the server's event loop (called from inside it)."""
         self._loop = loop
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     def source(self, name: str) -> SourceState:
         with self._lock:
@@ -119,22 +119,23 @@ class Hub:
 
     async def wait_for_change(self, timeout: float) -> None:
         """Returns when a frame was published, or after `timeout` seconds."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     def _wake(self) -> None:
+        """Wakes the viewers waiting in the server's loop: one cheap call into it, and none at all
+        while nobody watches (the pipeline pays nothing for a server without viewers)."""
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or self.viewers == 0:
             return
-
-        async def notify() -> None:
-            async with self._changed:
-                self._changed.notify_all()
-
         try:
-            asyncio.run_coroutine_threadsafe(notify(), loop)
+            loop.call_soon_threadsafe(self._release_waiters)
         except RuntimeError:
             pass  # the loop is shutting down: nobody is waiting any more
+
+    def _release_waiters(self) -> None:
+        # In the server's loop: everyone waiting on this event goes; later waiters wait on a new one.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
