@@ -216,10 +216,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
     outputs = None
     failed = True
     try:
-        if detector is None:
-            detector = build_detector(config)
-        summary.model = f"{detector.model_path} ({detector.backend.name})"
-        summary.detector, summary.detector_note = detector.detector_name, detector.detector_note
+        detector = _loaded(config, detector, summary)
         if source is None:
             source = open_source(
                 config.source, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen,
@@ -299,10 +296,7 @@ def run_many(config: RunConfig, detector: EmotionDetector | None = None) -> RunS
     outputs, sources, readers = None, [], []
     changed = threading.Condition()
     try:
-        if detector is None:
-            detector = build_detector(config)
-        summary.model = f"{detector.model_path} ({detector.backend.name})"
-        summary.detector, summary.detector_note = detector.detector_name, detector.detector_note
+        detector = _loaded(config, detector, summary)
         for name in names:
             sources.append(open_source(name, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen,
                                        realtime=config.realtime))
@@ -340,6 +334,15 @@ def run_many(config: RunConfig, detector: EmotionDetector | None = None) -> RunS
              if reader.error or getattr(reader.source, "ended_reason", "")]
     summary.failure = "" if summary.signal else "; ".join(ended)
     return summary
+
+
+def _loaded(config: RunConfig, detector: EmotionDetector | None, summary: RunSummary) -> EmotionDetector:
+    """The run's pipeline (built from the config unless given), named in the summary."""
+    if detector is None:
+        detector = build_detector(config)
+    summary.model = f"{detector.model_path} ({detector.backend.name})"
+    summary.detector, summary.detector_note = detector.detector_name, detector.detector_note
+    return detector
 
 
 def _start_server(config: RunConfig):

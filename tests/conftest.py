@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -85,3 +86,32 @@ def two_face_scene():
     for (x, y, w, h), label in zip(boxes, ("happy", "surprise")):
         frame[y : y + h, x : x + w] = cv2.resize(faces[label], (w, h))[:, :, None]
     return frame, boxes
+
+
+# --- a small disk that fills up -----------------------------------------------------------------
+
+
+def mount_tmpfs(folder: Path, options: str) -> None:
+    """Mounts a tmpfs on `folder`, or skips the test saying why it cannot (mounting needs root)."""
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("needs the mount command to make a small disk")
+    if result.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here (needs root): {result.stderr.strip()}")
+
+
+def unmount(folder: Path) -> None:
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real 2 MB file system (tmpfs) at tmp_path/disk, unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount_tmpfs(disk, "size=2m")
+    try:
+        yield disk
+    finally:
+        unmount(disk)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import zipfile
 
 import numpy as np
@@ -348,23 +347,6 @@ def test_an_interrupted_export_leaves_the_previous_file_untouched(tmp_path, tiny
 
 
 # --- a full disk ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MB tmpfs, a disk that fills up. Mounting one needs root; elsewhere the test is skipped."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
-    except OSError as error:
-        pytest.skip(f"needs a 2 MB tmpfs: cannot run mount ({error})")
-    if mounted.returncode != 0:
-        pytest.skip(f"needs a 2 MB tmpfs: mount is not permitted here ({mounted.stderr.strip()})")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def _fill(path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -23,36 +22,11 @@ import edge_runtime.runner as runner_module
 from edge_runtime.cli import app
 from edge_runtime.outputs import OutputError, VideoOutput
 from edge_runtime.sources import demo_photo_path
+from tests.conftest import mount_tmpfs, unmount
 from tests.synthetic import count_video_frames
 
 runner = CliRunner()
 BASE = ["--no-display", "--detector", "haar", "--source", "demo"]
-
-
-def mount_tmpfs(folder: Path, options: str) -> None:
-    """Mounts a tmpfs on `folder`, or skips the test saying why it cannot."""
-    try:
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
-    except FileNotFoundError:
-        pytest.skip("needs the mount command to make a small disk")
-    if result.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here (needs root): {result.stderr.strip()}")
-
-
-def unmount(folder: Path) -> None:
-    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
-@pytest.fixture()
-def small_disk(tmp_path):
-    """A real 2 MB file system (tmpfs) at tmp_path/disk, unmounted afterwards."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount_tmpfs(disk, "size=2m")
-    try:
-        yield disk
-    finally:
-        unmount(disk)
 
 
 def fill(disk: Path, leave: int) -> None:

@@ -16,7 +16,7 @@ from edge_runtime.cli import app
 from edge_runtime.outputs import CsvWriter, JsonlWriter, OutputError
 from edge_runtime.rotation import Rotation, parse_duration, parse_size, rotated_files
 from tests.conftest import FIXTURE_MODELS
-from tests.test_runtime_disk_faults import fill, mount_tmpfs, unmount
+from tests.test_runtime_disk_faults import fill
 from tests.test_runtime_outputs import make_face
 
 runner = CliRunner()
@@ -221,18 +221,6 @@ def test_a_clock_set_back_never_names_a_new_file_before_an_older_one(tmp_path):
     writer.close()
     assert [p.name for p in rotated_files(live)] == ["faces.19700101T030000Z_1.jsonl"], "the newest file was deleted"
     assert [record["frame"] for record in jsonl_records(in_order(live))] == [1, 2, 3]
-
-
-@pytest.fixture()
-def small_disk(tmp_path):
-    """A real 2 MB file system (tmpfs), as in test_runtime_disk_faults; unmounted afterwards."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount_tmpfs(disk, "size=2m")
-    try:
-        yield disk
-    finally:
-        unmount(disk)
 
 
 def test_rotation_keeps_a_never_ending_run_within_its_disk(small_disk):
