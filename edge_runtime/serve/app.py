@@ -228,7 +228,8 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.hub.attach(self._loop)
-        runner = web.AppRunner(build_app(self.hub, *self._app_args), handle_signals=False, shutdown_timeout=0.5,
+        # Open streams never end by themselves: waiting longer for them only delays the stop.
+        runner = web.AppRunner(build_app(self.hub, *self._app_args), handle_signals=False, shutdown_timeout=0.1,
                                access_log=None)
         await runner.setup()
         try:
