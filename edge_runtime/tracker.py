@@ -26,7 +26,7 @@ DEFAULT_MAX_MISSES = 5
 # Least likeness (see `likeness`) of a track's crop to its previous crop for the track to go on.
 # Two FER-2013 faces of different people at the same place score about 0.1 (95% below 0.55),
 # the same face re-detected a few pixels off about 0.9; the figures and the threshold's effect
-# on label accuracy come from tools/measure_track_identity.py (see the README).
+# on label accuracy come from tools/measure_track_identity.py (see docs/edge-run.md, "Tracks: one person each").
 DEFAULT_MIN_LIKENESS = 0.6
 SIGNATURE_SIDE = 8  # a face at 8x8: its layout of light and dark, not its expression's details
 

@@ -1,5 +1,5 @@
 """Photo mode: each image stands alone, already-cropped faces, --whole-image, --save-images,
-the overlay's layout, and the README's Python example (run as it is written)."""
+the overlay's layout, and the Python API page's example (run as it is written)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tests.conftest import SHARED_YUNET
 pytest.importorskip("onnxruntime")
 BUNDLED_ONNX = MODELS_DIR / "emotion_int8.onnx"
 pytestmark = pytest.mark.skipif(not BUNDLED_ONNX.is_file(), reason="needs the bundled ONNX model")
-README = Path(__file__).resolve().parents[1] / "README.md"
+API_DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 runner = CliRunner()
 
 
@@ -309,7 +309,7 @@ def _overlap(a, b) -> int:
 
 
 def test_the_readme_photo_example_runs_as_written(tmp_path):
-    section = README.read_text(encoding="utf-8").split("### In your own code", 1)[1]
+    section = API_DOC.read_text(encoding="utf-8").split("## In your own code", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

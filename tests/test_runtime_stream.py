@@ -1,4 +1,4 @@
-"""`EmotionDetector.stream`: the loop `edge-run` runs, usable from Python; the README's example."""
+"""`EmotionDetector.stream`: the loop `edge-run` runs, usable from Python; the Python API page's example."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from edge_runtime.runner import RunConfig, run
 from edge_runtime.sources import demo_clip_path, demo_photo_path, open_source
 from tests.conftest import FIXTURE_MODELS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+API_DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 pytestmark = pytest.mark.skipif("onnx" not in installed_backends(), reason="needs onnxruntime")
 
 
@@ -75,7 +75,7 @@ def test_a_source_opened_by_stream_is_closed_when_the_loop_is_left(monkeypatch):
 
 
 def test_the_readme_stream_example_runs_as_written(tmp_path):
-    section = README.read_text(encoding="utf-8").split("### In your own code", 1)[1]
+    section = API_DOC.read_text(encoding="utf-8").split("## In your own code", 1)[1]
     code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
     assert "detector.stream(" in code
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -2,7 +2,7 @@
 
 A 960x640 "group photo" of six FER-2013 training faces, one per label (disgust, the rarest,
 left out), at 90-150 px, some turned by up to 20 degrees as heads in a group photo are. The
-README's Python example and the photo-mode tests read it, so the runtime can be tried on a
+Python API page's example (docs/python-api.md) and the photo-mode tests read it, so the runtime can be tried on a
 photo without a camera or a download.
 
 Usage (from the repository root; the defaults rebuild the bundled photo):

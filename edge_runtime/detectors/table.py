@@ -41,7 +41,7 @@ class CropMapping:
     `scale` times the box's side (the larger one when `square`, so the face keeps its aspect
     ratio, as FER-2013's square crops do). With `align_eyes` the crop is rotated about its
     centre so the eye landmarks are level (detectors with landmarks only). Measured per
-    detector with `tools/measure_crop.py` (see the README).
+    detector with `tools/measure_crop.py` (see docs/edge-run.md, "Crops that match the model").
     """
 
     scale: float = 1.0
@@ -135,7 +135,7 @@ DETECTORS: tuple[DetectorInfo, ...] = (
         photo_side=640,
         min_size=24,
         # On `edge-bench scene` frames 0.5 finds 1 point more faces than 0.6 and adds no
-        # detection on the background (README, "Detector in the loop").
+        # detection on the background (docs/performance.md, "Detector in the loop").
         score_threshold=0.5,
         # Measured with tools/measure_crop.py on PublicTest scene frames (bench/crop_yunet*.json):
         # the FER crop is a square of the box's height around its centre; levelling the eyes

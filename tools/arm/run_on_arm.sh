@@ -135,7 +135,7 @@ stage_stage() {
     mkdir -p "$ROOT/src" "$ROOT/root/.cache/edge-emotion/models" "$ROOT/shared/models"
     # What the tests read from a clone beside them (the README's examples, the stamp tool, and
     # models/: the Keras master whose checksum and refusal the runtime's tests check).
-    cp -r "$REPO/tests" "$REPO/tools" "$REPO/models" "$REPO/pyproject.toml" "$REPO/README.md" "$ROOT/src/"
+    cp -r "$REPO/tests" "$REPO/tools" "$REPO/models" "$REPO/docs" "$REPO/pyproject.toml" "$REPO/README.md" "$ROOT/src/"
     find "$ROOT/src" -name __pycache__ -prune -exec rm -rf {} +
     if [[ -f "$YUNET" ]]; then
         # In the cache, so edge-run picks YuNet with no network; beside the tests, as in a clone.
