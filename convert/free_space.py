@@ -9,12 +9,12 @@ is left to the write itself, whose failure keeps the previous export in place.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
 from convert.errors import ConvertError
 from edge_runtime.formats import ModelFormat
+from edge_runtime.output_paths import free_bytes
 
 # Bytes an export spends on one parameter, by FORMATS precision ("dynamic": int8 weights).
 BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8": 1}
@@ -38,7 +38,7 @@ def check_free_space(out_dir: Path, exports: list[tuple[Path, int]]) -> None:
     Raises:
         ConvertError: one line with the space free and the space needed.
     """
-    free = shutil.disk_usage(out_dir).free
+    free = free_bytes(out_dir)  # as edge-run measures it: root may also fill the reserved blocks
     peak = growth = 0
     for path, size in exports:
         # Each export is written beside the file it replaces, which is freed at the rename.

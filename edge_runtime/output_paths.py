@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from edge_runtime.atomic import remove_stranded
+from edge_runtime.errors import os_error_reason
 
 STDOUT = "-"
 
@@ -109,11 +110,12 @@ def free_bytes(folder: str | os.PathLike) -> int:
 
 
 def write_failure(error: OSError) -> str:
-    """Why a write failed, for a one-line message: a full disk is named as such (the fix is to
-    free space, not to change permissions), anything else by the system's own words."""
+    """Why a write failed, for a one-line message: a full disk or quota is named as such (the fix
+    is to free space, not to change permissions; `errors.os_error_reason`, as edge-convert says
+    it), anything else by the system's own words."""
     if error.errno == errno.ENOSPC:
         return "disk full (no space left on the device)"
-    return f"cannot be written ({error.strerror})"
+    return f"cannot be written ({os_error_reason(error)})"
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
