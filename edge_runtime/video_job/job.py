@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_runtime.atomic import remove_stranded, write_json_atomic, write_text_atomic
+from edge_runtime.atomic import remove_own_temporaries, remove_stranded, write_json_atomic, write_text_atomic
 from edge_runtime.frame_source import SourceError
+from edge_runtime.metadata import file_sha256
 from edge_runtime.stopping import Stopped, finalising, signal_name, uninterrupted
 from edge_runtime.video_job.chunks import Chunk, ChunkResult, plan, probe
 from edge_runtime.video_job.discover import Video, discover
-from edge_runtime.video_job.manifest import Manifest, file_sha256
+from edge_runtime.video_job.manifest import Manifest
 from edge_runtime.video_job.stitch import join_chunks
 from edge_runtime.video_job.summary import VideoSummary, summary_csv
 
@@ -294,21 +295,12 @@ def _write_job_files(out: Path, videos: list[Video], manifest: Manifest, report:
 
 
 def _remove_parts(out: Path, states: dict[str, _VideoState]) -> None:
-    """Removes the part files of videos that did not finish (an interrupted job)."""
+    """Removes the part files of videos that did not finish (an interrupted job): this process's
+    own, and those of workers that are gone (their names carry the writer's process id)."""
     for state in states.values():
-        for result in state.results.values():
-            result.part.unlink(missing_ok=True)
         folder = out / state.video.name
-        if folder.is_dir():
-            for path in folder.glob(".chunk*"):
-                if f".{os.getpid()}." in path.name or not _alive_writer(path):
-                    path.unlink(missing_ok=True)
-
-
-def _alive_writer(path: Path) -> bool:
-    from edge_runtime.atomic import stranded_files
-
-    return path not in stranded_files(path.parent)
+        remove_own_temporaries(folder)
+        remove_stranded(folder)
 
 
 def _plain(value):
