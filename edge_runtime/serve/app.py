@@ -20,7 +20,6 @@ import json
 import threading
 import time
 from importlib.resources import files
-from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -243,6 +242,3 @@ class Server:
         await self._stop.wait()
         await runner.cleanup()
 
-
-def page_path() -> Path:
-    return Path(str(files("edge_runtime.serve").joinpath("page.html")))

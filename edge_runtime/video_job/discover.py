@@ -40,15 +40,6 @@ class Discovery:
     photos: list[Path]
 
 
-def is_video_job_source(spec: str) -> bool:
-    """True for a source a video job reads: a video file, a list file, or a folder holding a
-    video anywhere below it."""
-    path = Path(os.path.expanduser(spec))
-    if path.is_file():
-        return path.suffix.lower() in VIDEO_SUFFIXES + LIST_SUFFIXES
-    return path.is_dir() and any(_walk(path, VIDEO_SUFFIXES))
-
-
 def discover(spec: str) -> Discovery:
     """The videos (and photos) of a job's source, in name order ("demo": the bundled clip).
 
