@@ -63,7 +63,8 @@ class Face:
             raw output when `label` is None).
         uncertain: True when `confidence` is below the detector's `min_confidence`, or
             `label` is None.
-        score: the face detector's confidence (1.0 for Haar and for whole-image faces).
+        score: the face detector's confidence, or None where there is none (Haar gives no
+            score; a face classified whole had no detection).
         landmarks: the detector's five face points in source pixels, or None.
     """
 
@@ -73,7 +74,7 @@ class Face:
     confidence: float
     probabilities: dict[str, float]
     uncertain: bool
-    score: float = 1.0
+    score: float | None = None
     landmarks: tuple[tuple[float, float], ...] | None = None
 
 
@@ -393,7 +394,7 @@ class EmotionDetector:
         height, width = image.shape[:2]
         started = time.perf_counter()
         gray = face_to_gray48(image, self.spec.size)
-        faces = self._classify([gray], [(1, Detection((0, 0, int(width), int(height))))], 0.0, time.perf_counter() - started,
+        faces = self._classify([gray], [(1, Detection((0, 0, int(width), int(height)), score=None))], 0.0, time.perf_counter() - started,
                                self.state)
         self.state.frame_index += 1
         return faces
@@ -437,7 +438,7 @@ class EmotionDetector:
                 confidence=float("nan"),
                 probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
                 uncertain=True,
-                score=float(detection.score),
+                score=None if detection.score is None else float(detection.score),
                 landmarks=detection.landmarks,
             )
         smoothed = state.tracker.smooth(track_id, probabilities)
@@ -450,7 +451,7 @@ class EmotionDetector:
             confidence=confidence,
             probabilities={label: float(p) for label, p in zip(self.labels, smoothed)},
             uncertain=confidence < self.min_confidence,
-            score=float(detection.score),
+            score=None if detection.score is None else float(detection.score),
             landmarks=detection.landmarks,
         )
 

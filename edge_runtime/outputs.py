@@ -48,19 +48,26 @@ from edge_runtime.output_paths import (
 from edge_runtime.rotation import Rotation, Rotator, unrotatable
 from edge_runtime.stopping import uninterrupted
 
-__all__ = ["CsvWriter", "JsonlWriter", "OutputError", "Outputs", "VideoOutput", "face_record", "to_bgr"]
+__all__ = ["RECORD_SCHEMA_VERSION", "CsvWriter", "JsonlWriter", "OutputError", "Outputs", "VideoOutput", "face_record",
+           "to_bgr"]
 
 # The codec per container; all are written and read back by opencv-python-headless' FFmpeg.
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 DEFAULT_VIDEO_FPS = 15.0
 
 
+# The version of the record layout that docs/output-schema.md describes (a test holds the two
+# together); it changes whenever a field is added, removed or given other values.
+RECORD_SCHEMA_VERSION = "2"
+
+
 def face_record(frame_index: int, time_s: float | None, face: Face, context: Mapping[str, object] | None = None) -> dict:
-    """The JSONL record of one face in one frame.
+    """The JSONL record of one face in one frame (docs/output-schema.md describes every field).
 
     Keys: frame (0-based index), time (seconds; null for photos, which have no clock), then
     the run's context (source: the file or stream the frame came from; detector: the face
-    detector used), track_id, box ([x, y, w, h] source pixels), score (the detector's),
+    detector used, null for a face classified whole), track_id, box ([x, y, w, h] source
+    pixels), score (the detector's; null when it gives none: Haar, a face classified whole),
     label, confidence, uncertain, probabilities (label to probability). A number that is not
     finite (a model that output NaN) is null, as JSON has no NaN; its face's label is null too.
     """
@@ -78,8 +85,10 @@ def face_record(frame_index: int, time_s: float | None, face: Face, context: Map
     }
 
 
-def _finite(value: float, digits: int) -> float | None:
-    """`value` rounded, or None when it is NaN or infinite."""
+def _finite(value: float | None, digits: int) -> float | None:
+    """`value` rounded, or None when it is None, NaN or infinite."""
+    if value is None:
+        return None
     value = float(value)
     return round(value, digits) if math.isfinite(value) else None
 

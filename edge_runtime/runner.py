@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import signal
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDetector
-from edge_runtime.detectors import DetectorSettings
+from edge_runtime.detectors import DetectorFallbackWarning, DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.frame_source import SourceError
 from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
@@ -120,6 +121,8 @@ class RunSummary:
         signal: the signal that ended the run (SIGINT for Ctrl-C), or 0.
         failure: why the run failed although it ended cleanly (nothing could be decoded, a
             live source stalled for good), as one line; "" for a successful run.
+        photos: the source was a photo or a folder of photos, whose frames have no rate:
+            the summary gives their time but no FPS.
     """
 
     source: str = ""
@@ -141,10 +144,18 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     signal: int = 0
     failure: str = ""
+    photos: bool = False
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def _pace(self) -> str:
+        # Photos are not a stream: frames per second of one photo (or of a folder read as
+        # fast as the disk allows) would read as a camera rate that does not exist.
+        if self.photos:
+            return f"{self.seconds:.2f} s"
+        return f"{self.fps:.1f} FPS over {self.seconds:.2f} s"
 
     def lines(self) -> list[str]:
         """The end-of-run summary, one fact per line."""
@@ -154,7 +165,7 @@ class RunSummary:
         detector = self.detector + (f" ({self.detector_note})" if self.detector_note else "")
         lines = [
             f"source: {self.source} | model: {self.model} | detector: {detector}",
-            f"frames: {self.frames} | faces: {self.faces} | tracks: {self.tracks} | {self.fps:.1f} FPS over {self.seconds:.2f} s",
+            f"frames: {self.frames} | faces: {self.faces} | tracks: {self.tracks} | {self._pace()}",
             f"per frame: {stages}" if stages else "per frame: -",
             f"labels: {counts}" + (f" | uncertain: {self.uncertain}" if self.uncertain else "")
             + (f" | no label (model output not finite): {self.unlabelled}" if self.unlabelled else ""),
@@ -222,7 +233,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
                 config.source, loop=config.loop, stall_timeout=config.stall_timeout, max_reopen=config.max_reopen,
                 photo_check=detector.photo_problem, realtime=config.realtime,
             )
-        summary.source = source.name
+        summary.source, summary.photos = source.name, source.is_photo
         images = AnnotatedImages(config.save_images, source) if config.save_images is not None else None
         outputs = Outputs(config.jsonl, config.csv, config.save_video, video_fps=source.fps, labels=detector.labels,
                           rotation=config.rotation)
@@ -339,7 +350,11 @@ def run_many(config: RunConfig, detector: EmotionDetector | None = None) -> RunS
 def _loaded(config: RunConfig, detector: EmotionDetector | None, summary: RunSummary) -> EmotionDetector:
     """The run's pipeline (built from the config unless given), named in the summary."""
     if detector is None:
-        detector = build_detector(config)
+        # The summary names the fallback detector and why (detector_note): the same
+        # reason as a warning on top would be said twice.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DetectorFallbackWarning)
+            detector = build_detector(config)
     summary.model = f"{detector.model_path} ({detector.backend.name})"
     summary.detector, summary.detector_note = detector.detector_name, detector.detector_note
     return detector
@@ -376,12 +391,11 @@ def _loop(config, detector, source, window, outputs, summary, images=None, hub=N
             for stage, seconds in result.timings.items():
                 summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
             faces = result.faces
-            outputs.write(result.index, result.time, faces, result.annotated,
-                          {"source": result.source, "detector": detector.detector_name})
+            context = result.record_context(detector.detector_name)
+            outputs.write(result.index, result.time, faces, result.annotated, context)
             if images is not None:
                 images.write(result.annotated)
             if hub is not None:
-                context = {"source": result.source, "detector": detector.detector_name}
                 records = [face_record(result.index, result.time, face, context) for face in faces]
                 hub.source(result.source).dropped = source.dropped
                 hub.publish(result.source, result.annotated, records or None, len(faces), result.timings)

@@ -37,6 +37,8 @@ class FrameResult:
         frame: the frame as read.
         annotated: a BGR copy with the faces drawn (and the FPS, for video), when asked for.
         timings: seconds spent on this frame in detect / preprocess / infer.
+        whole: True when the frame was classified whole, as one face, without detection
+            (`whole_image`, or a photo that is already a face crop).
     """
 
     index: int
@@ -46,6 +48,12 @@ class FrameResult:
     frame: np.ndarray = field(repr=False)
     annotated: np.ndarray | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    whole: bool = False
+
+    def record_context(self, detector_name: str) -> dict[str, object]:
+        """The run's context in this frame's records (see `outputs.face_record`): its source,
+        and the detector that found its faces (None for a frame classified whole: none did)."""
+        return {"source": self.source, "detector": None if self.whole else detector_name}
 
 
 def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, annotate: bool = False,
@@ -65,8 +73,10 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
             instant = 1.0 / max(now - previous, 1e-6)
             shown_fps = instant if shown_fps is None else FPS_SMOOTHING * shown_fps + (1 - FPS_SMOOTHING) * instant
         previous = now
+        whole = whole_image
         if source.is_photo:
             faces = detector.detect_photo(frame, whole=whole_image)
+            whole = whole_image or detector.is_face_crop(frame)  # how detect_photo chose
             # Photos have no clock, and a name each.
             time_s, name = None, str(source.current)
         else:
@@ -77,5 +87,5 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
         annotated = None
         if annotate:
             annotated = draw_faces(to_bgr(frame), faces, None if source.is_photo else shown_fps, overlay=overlay)
-        yield FrameResult(index, time_s, name, faces, frame, annotated, dict(detector.last_timings))
+        yield FrameResult(index, time_s, name, faces, frame, annotated, dict(detector.last_timings), whole)
         index += 1

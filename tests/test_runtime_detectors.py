@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import cv2
@@ -17,9 +18,11 @@ from typer.testing import CliRunner
 
 from benchmarks.scenes import match_boxes
 from edge_runtime.cli import app
+from edge_runtime.default_model import MODELS_DIR
 from edge_runtime.detectors import (
     DETECTOR_NAMES,
     DetectorError,
+    DetectorFallbackWarning,
     DetectorSettings,
     fetch_all,
     get_detector_info,
@@ -32,6 +35,7 @@ from tests.conftest import FIXTURE_MODELS, SHARED_YUNET
 
 needs_yunet = pytest.mark.skipif(not SHARED_YUNET.is_file(), reason="needs the YuNet file in ../shared/models")
 runner = CliRunner()
+BUNDLED_MODEL = MODELS_DIR / "emotion_int8.onnx"
 
 
 @pytest.fixture()
@@ -207,15 +211,72 @@ def test_auto_takes_yunet_from_the_cache():
 
 def test_auto_falls_back_to_haar_once_and_then_skips_the_network(empty_cache, monkeypatch):
     monkeypatch.setenv("EDGE_EMOTION_MODEL_MIRROR", f"http://127.0.0.1:{_closed_port()}")
-    first = load_detector()
+    with pytest.warns(DetectorFallbackWarning):
+        first = load_detector()
     assert first.name == "haar" and "yunet unavailable" in first.note and "download failed" in first.note
 
     def no_network(*args, **kwargs):
         raise AssertionError("auto must not try the download again so soon")
 
     monkeypatch.setattr(model_files, "_read_url", no_network)
-    second = load_detector()
+    with pytest.warns(DetectorFallbackWarning):
+        second = load_detector()
     assert second.name == "haar" and "edge-run --fetch-models' retries" in second.note
+
+
+def _says_how_to_install_by_hand(message: str, cache: Path) -> bool:
+    """The message names the resolved cache path of the YuNet file and --detector-model."""
+    return str((cache / YUNET_FILE.file_name).absolute()) in message and "--detector-model PATH" in message
+
+
+def test_a_failed_download_says_where_the_file_goes_by_hand(empty_cache, monkeypatch):
+    monkeypatch.setenv("EDGE_EMOTION_MODEL_MIRROR", f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(DetectorError) as failed:
+        load_detector(DetectorSettings(name="yunet"))
+    message = str(failed.value)
+    assert "download failed" in message and _says_how_to_install_by_hand(message, empty_cache)
+    assert len(message.splitlines()) == 1
+    with pytest.raises(DetectorError) as cached_only:
+        load_detector(DetectorSettings(name="yunet", download=False))
+    assert _says_how_to_install_by_hand(str(cached_only.value), empty_cache)
+
+
+def test_auto_warns_once_with_the_path_when_it_falls_back(empty_cache, monkeypatch):
+    monkeypatch.setattr(model_files, "_read_url", _no_network)
+    for attempt in ("download fails", "download skipped after a failure"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            chosen = load_detector()
+        fallbacks = [w for w in caught if issubclass(w.category, DetectorFallbackWarning)]
+        assert len(fallbacks) == 1, attempt
+        assert chosen.name == "haar" and _says_how_to_install_by_hand(str(fallbacks[0].message), empty_cache), attempt
+        assert _says_how_to_install_by_hand(chosen.note, empty_cache)
+
+
+def test_auto_says_nothing_when_yunet_is_taken_or_haar_is_asked_for(empty_cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DetectorFallbackWarning)
+        assert load_detector(DetectorSettings(name="haar")).name == "haar"
+        if SHARED_YUNET.is_file():
+            assert load_detector(DetectorSettings(model=SHARED_YUNET)).name == "yunet"
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="needs the bundled model")
+def test_edge_run_says_the_fallback_once(empty_cache, monkeypatch, tmp_path):
+    monkeypatch.setattr(model_files, "_read_url", _no_network)
+    photo = tmp_path / "blank.png"
+    cv2.imwrite(str(photo), np.full((120, 160, 3), 128, np.uint8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["--source", str(photo), "--no-display"])
+    assert result.exit_code == 0, result.output
+    assert not [w for w in caught if issubclass(w.category, DetectorFallbackWarning)]  # the summary says it
+    assert result.output.count("--detector-model PATH") == 1
+    assert "detector: haar (yunet unavailable" in result.output
+
+
+def _no_network(url, *args, **kwargs):
+    raise DetectorError(f"{url}: download failed (no network)")
 
 
 def test_auto_with_a_cascade_means_haar_and_with_a_model_means_yunet(tmp_path):

@@ -23,9 +23,10 @@ from tests.conftest import REPOSITORY_MODELS
 from tests.synthetic import count_video_frames
 
 
-def make_face(track_id=1, box=(10, 20, 30, 40)):
+def make_face(track_id=1, box=(10, 20, 30, 40), score=0.91234):
     probabilities = dict(zip(LABELS, (0.05, 0.05, 0.1, 0.5, 0.1, 0.1, 0.1)))
-    return Face(box=box, track_id=track_id, label="happy", confidence=0.5, probabilities=probabilities, uncertain=False)
+    return Face(box=box, track_id=track_id, label="happy", confidence=0.5, probabilities=probabilities, uncertain=False,
+                score=score)
 
 
 def test_face_record_schema():
@@ -37,13 +38,25 @@ def test_face_record_schema():
         "detector": "yunet",
         "track_id": 1,
         "box": [10, 20, 30, 40],
-        "score": 1.0,
+        "score": 0.9123,
         "label": "happy",
         "confidence": 0.5,
         "uncertain": False,
         "probabilities": dict(zip(LABELS, (0.05, 0.05, 0.1, 0.5, 0.1, 0.1, 0.1))),
     }
     json.dumps(record)
+
+
+def test_a_face_without_a_detector_score_is_written_null_and_empty(tmp_path):
+    # Haar gives no score, and a face classified whole had no detector at all.
+    outputs = Outputs(tmp_path / "o.jsonl", tmp_path / "o.csv", None)
+    outputs.write(0, None, [make_face(score=None)], None, {"source": "crop.png", "detector": None})
+    outputs.close()
+    (record,) = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert record["score"] is None and record["detector"] is None
+    with open(tmp_path / "o.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["score"] == "" and row["detector"] == "" and row["source"] == "crop.png"
 
 
 def test_records_are_flushed_frame_by_frame_and_the_video_appears_when_closed(tmp_path):

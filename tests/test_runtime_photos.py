@@ -19,8 +19,9 @@ from edge_runtime.api import EmotionDetector, Face
 from edge_runtime.cli import app
 from edge_runtime.default_model import MODELS_DIR
 from edge_runtime.detectors import get_detector_info
-from edge_runtime.draw import OVERLAYS, _place_panel, draw_faces
+from edge_runtime.draw import OVERLAYS, draw_faces
 from edge_runtime.labels import LABELS
+from edge_runtime.outputs import to_bgr
 from edge_runtime.sources import demo_clip_path, demo_photo_path
 from tests.conftest import SHARED_YUNET
 
@@ -133,6 +134,8 @@ def test_already_cropped_faces_are_classified_whole(tmp_path):
     assert result.exit_code == 0, result.output
     assert "frames: 2 | faces: 2" in result.output
     assert [r["box"] for r in records(out)] == [[0, 0, 48, 48], [0, 0, 48, 48]]
+    # No detector ran on a crop: the records name none and carry no detector score.
+    assert [(r["detector"], r["score"]) for r in records(out)] == [(None, None), (None, None)]
 
 
 def test_a_truncated_or_tiny_image_is_refused_with_one_line_naming_it(tmp_path):
@@ -188,6 +191,7 @@ def test_whole_image_option_classifies_a_large_image_as_one_face(tmp_path):
     assert result.exit_code == 0, result.output
     (record,) = records(out)
     assert record["box"] == [0, 0, 960, 640] and record["label"] in LABELS
+    assert record["detector"] is None and record["score"] is None
 
 
 def test_save_images_writes_an_annotated_copy_of_each_photo(photos, tmp_path):
@@ -214,6 +218,7 @@ def test_the_summary_and_records_name_the_detector_used(tmp_path):
     result = run("--source", "demo", "--detector", "haar", "--max-frames", "3", "--jsonl", out)
     assert result.exit_code == 0 and "| detector: haar" in result.output
     assert {r["detector"] for r in records(out)} == {"haar"}
+    assert {r["score"] for r in records(out)} == {None}  # a cascade gives no score
     if SHARED_YUNET.is_file():
         result = run("--source", "demo", "--max-frames", "3")
         assert result.exit_code == 0 and "| detector: yunet" in result.output
@@ -264,6 +269,24 @@ def test_the_summary_names_the_detector_and_why_auto_fell_back():
     assert line.startswith("no face found: haar found none in 3 frame(s);")
 
 
+def test_photos_report_no_fps_in_the_summary_or_on_the_annotated_copy(photos, tmp_path):
+    result = run("--source", demo_photo_path(), "--detector", "haar")
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("frames: 1 |")]
+    assert "FPS" not in result.output and line.endswith(" s")
+    with EmotionDetector(BUNDLED_ONNX, detector="haar") as detector:
+        # The second photo of a folder is where a rate could first be measured.
+        results = list(detector.stream(str(photos), annotate=True))
+        assert len(results) == 2
+        for result in results:
+            assert np.array_equal(result.annotated, draw_faces(to_bgr(result.frame), result.faces, None))
+
+
+def test_a_video_summary_still_reports_its_fps():
+    result = run("--source", "demo", "--detector", "haar", "--max-frames", "2")
+    assert result.exit_code == 0 and " FPS over " in result.output
+
+
 # --- the overlay -------------------------------------------------------------------------------
 
 
@@ -286,23 +309,6 @@ def test_overlay_none_draws_boxes_only_and_labels_no_bars():
     with pytest.raises(ValueError, match="overlay 'bar'"):
         draw_faces(frame, [], overlay="bar")
     assert set(OVERLAYS) == {"bars", "labels", "none"}
-
-
-def test_panels_stay_inside_the_frame_and_off_each_other_in_a_group_photo():
-    boxes = [(x, 200, 80, 80) for x in range(10, 640, 105)] + [(560, 5, 80, 80), (0, 400, 80, 80)]
-    taken = list(boxes)
-    for box in boxes:
-        panel = _place_panel(face(box), (640, 480), taken, 1.0)
-        x, y, w, h = panel
-        assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
-        assert all(_overlap(panel, other) == 0 for other in taken), (panel, taken)
-        taken.append(panel)
-
-
-def _overlap(a, b) -> int:
-    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    return max(0, width) * max(0, height)
 
 
 # --- the README's example ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "CropMapping",
     "Detection",
     "DetectorError",
+    "DetectorFallbackWarning",
     "DetectorInfo",
     "DetectorSettings",
     "as_detection",
@@ -33,6 +35,11 @@ __all__ = [
     "iou",
     "load_detector",
 ]
+
+
+class DetectorFallbackWarning(UserWarning):
+    """`auto` runs another detector than its first choice (YuNet's file is missing and cannot
+    be fetched); the message says why and how to install the file by hand."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,8 @@ def load_detector(settings: DetectorSettings | None = None) -> ChosenDetector:
 
     Under `auto`, a `cascade` means Haar and a `model` means YuNet. Otherwise YuNet is taken
     when its file is in the cache or downloads (a failed download is not retried for a day:
-    see `model_files`), else Haar, and `ChosenDetector.note` says why.
+    see `model_files`), else Haar: `ChosenDetector.note` says why, and so does one
+    DetectorFallbackWarning (a caller that reports the note itself can filter it out).
 
     Raises:
         DetectorError: one line naming the file or setting and the fix.
@@ -147,9 +155,13 @@ def load_detector(settings: DetectorSettings | None = None) -> ChosenDetector:
             reasons.append(skip)
             continue
         try:
-            return _chosen(info, settings, "; ".join(reasons))
+            chosen = _chosen(info, settings, "; ".join(reasons))
         except DetectorError as error:
             reasons.append(f"{info.name} unavailable: {error}")
+            continue
+        if chosen.note:
+            warnings.warn(f"face detector {chosen.name}: {chosen.note}", DetectorFallbackWarning, stacklevel=2)
+        return chosen
     raise DetectorError("no face detector can run here: " + "; ".join(reasons))
 
 
@@ -157,11 +169,12 @@ def _skip_reason(info: DetectorInfo, settings: DetectorSettings) -> str:
     """Why `auto` should not even try `info` now (a recent failed download), or ""."""
     if info.model_file is None or model_files.cached_path(info.model_file).is_file():
         return ""
+    hint = model_files.manual_copy_hint(info.model_file)
     if not settings.download:
-        return f"{info.name} unavailable: {info.model_file.file_name} is not in {model_files.cache_dir()}"
+        return f"{info.name} unavailable: {info.model_file.file_name} is not in {model_files.cache_dir()}; {hint}"
     failure = model_files.recent_failure(info.model_file)
     if failure:
-        return f"{info.name} unavailable: an earlier download failed ({failure}); 'edge-run --fetch-models' retries"
+        return f"{info.name} unavailable: an earlier download failed ({failure}); 'edge-run --fetch-models' retries, or {hint}"
     return ""
 
 

@@ -45,14 +45,15 @@ class Detection:
 
     Attributes:
         box: (x, y, w, h) in the source frame's pixels.
-        score: the detector's confidence in [0, 1] (Haar has none: 1.0).
+        score: the detector's confidence in [0, 1]; None when it gives none (Haar, a bare
+            box from a custom detector, a whole image classified without detection).
         landmarks: five points in source pixels (right eye, left eye, nose tip, right and
             left mouth corner, as seen in the image: "right eye" is the subject's right eye,
             on the image's left) where the detector gives them, else None.
     """
 
     box: Box
-    score: float = 1.0
+    score: float | None = None
     landmarks: tuple[Point, ...] | None = None
 
 

@@ -76,7 +76,7 @@ class HaarDetector:
         self.detect_scale = float(detect_scale)
 
     def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Detection]:
-        """Faces in the source frame's pixels, left to right (score 1.0: a cascade has none).
+        """Faces in the source frame's pixels, left to right (score None: a cascade gives none).
 
         Args:
             frame: a gray, BGR or BGRA image of any size.

@@ -43,6 +43,13 @@ def cached_path(model_file: ModelFile) -> Path:
     return cache_dir() / model_file.file_name
 
 
+def manual_copy_hint(model_file: ModelFile) -> str:
+    """How to give a device without network `model_file` by hand: where the copy goes (the
+    resolved cache path) or the option that names a copy elsewhere."""
+    target = cached_path(model_file).absolute()
+    return f"without network, copy {model_file.file_name} (from {model_file.url}) to {target}, or pass --detector-model PATH"
+
+
 def _failure_note(model_file: ModelFile) -> Path:
     return cache_dir() / f"{model_file.file_name}.unavailable.json"
 
@@ -154,8 +161,9 @@ def fetch(model_file: ModelFile, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
         except OSError as error:
             raise DetectorError(f"{target.parent}: cannot write the cache ({error.strerror}); set {CACHE_ENV}") from None
     except DetectorError as error:
+        # The note keeps the bare reason: `auto` quotes it later with its own advice.
         _remember_failure(model_file, str(error))
-        raise
+        raise DetectorError(f"{error}; {manual_copy_hint(model_file)}") from None
     _forget_failure(model_file)
     return target
 
@@ -182,5 +190,8 @@ def resolve(model_file: ModelFile, explicit: str | os.PathLike | None = None, do
         verify(cached, model_file)
         return cached
     if not download:
-        raise DetectorError(f"{model_file.file_name} is not in {cached.parent}; fetch it with 'edge-run --fetch-models'")
+        raise DetectorError(
+            f"{model_file.file_name} is not in {cached.parent}; fetch it with 'edge-run --fetch-models' or, "
+            f"{manual_copy_hint(model_file)}"
+        )
     return fetch(model_file)
