@@ -100,7 +100,8 @@ def compare_backend(arm: list[dict], x86: list[dict]) -> dict:
         "paired": len(pairs),
         "arm_faces_without_partner": arm_alone,
         "x86_faces_without_partner": x86_alone,
-        "detectors": sorted({r["detector"] for r in arm} | {r["detector"] for r in x86}),
+        # A face classified whole names no detector (null); str() keeps the set sortable.
+        "detectors": sorted({str(r["detector"]) for r in arm} | {str(r["detector"]) for r in x86}),
         "labels_equal": len(pairs) - len(label_mismatches),
         "label_mismatches": label_mismatches,
         "boxes_identical": sum(1 for d in box_diffs if d == 0),
