@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import tomllib
 from functools import cache
 from pathlib import Path
 
@@ -119,6 +118,7 @@ def test_every_format_row_is_exported_or_is_the_master(row, folder):
 
 
 def _extras() -> dict[str, list[str]]:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11")
     project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return project["optional-dependencies"]
 
