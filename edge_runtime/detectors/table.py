@@ -164,8 +164,8 @@ DETECTORS: tuple[DetectorInfo, ...] = (
 )
 
 DETECTOR_NAMES = tuple(row.name for row in DETECTORS)
-# `auto` tries the rows in this order and takes the first that can run here.
-AUTO_ORDER = ("yunet", "haar")
+# `auto` tries the rows in table order and takes the first that can run here.
+AUTO_ORDER = DETECTOR_NAMES
 
 
 def get_detector_info(name: str) -> DetectorInfo:
