@@ -65,7 +65,7 @@ def default_backend() -> str:
 
 
 def _runtime_wheel_hint() -> str:
-    """The first runtime the bundled files need, then the other extras ("[tflite] for LiteRT")."""
+    """The install command of the first runtime the bundled files need, then the other extras ("[tflite] for TFLite")."""
     first, *others = [row for row in BACKENDS if row.in_runtime_wheel]
     return ", or ".join([first.install_hint, *(f"[{row.extra}] for {row.label}" for row in others)])
 
