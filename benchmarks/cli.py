@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,14 +21,14 @@ from benchmarks.rows import FAILED  # noqa: E402
 from benchmarks.scene import SceneSettings  # noqa: E402
 from benchmarks.stats import LoopSettings  # noqa: E402
 from edge_runtime.backends import BackendError  # noqa: E402
+from edge_runtime.choices import BackendChoice, choice_enum  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, HelpGroup, VersionOption, examples  # noqa: E402
 from edge_runtime.detectors import DETECTOR_NAMES, DetectorError  # noqa: E402
-from edge_runtime.formats import BACKEND_NAMES  # noqa: E402
 from edge_runtime.limits import max_threads, threads_problem  # noqa: E402
 from edge_runtime.metadata import MetadataError  # noqa: E402
 from edge_runtime.output_paths import OutputError, refuse_shared_paths  # noqa: E402
 from edge_runtime.sources import SourceError  # noqa: E402
-from trainer.fer2013 import DataError  # noqa: E402
+from trainer.fer2013 import SPLITS, DataError  # noqa: E402
 
 app = typer.Typer(
     cls=HelpGroup,
@@ -45,9 +44,9 @@ def main(version: VersionOption = None) -> None:
     pass  # only --version: every benchmark is a command of its own
 
 
-# Choices come from the tables: a new backend or detector is a new row there.
-BackendChoice = Enum("BackendChoice", {name: name for name in ("auto", *BACKEND_NAMES)}, type=str)
-DetectorChoice = Enum("DetectorChoice", {name: name for name in DETECTOR_NAMES}, type=str)
+# Choices come from the tables: a new backend or detector is a new row there. A benchmark
+# measures each detector it is given, so its --detector has no "auto".
+DetectorChoice = choice_enum("DetectorChoice", DETECTOR_NAMES)
 DetectorsOption = Annotated[
     Optional[list[DetectorChoice]],
     typer.Option("--detector", help="Face detector; repeat for several (default: every detector, a row each)."),
@@ -59,10 +58,8 @@ DetectorModelOption = Annotated[
 ]
 
 
-class SplitChoice(str, Enum):
-    test = "test"
-    val = "val"
-    train = "train"
+# The data set's splits, the held-out ones first (as --help lists them).
+SplitChoice = choice_enum("SplitChoice", reversed(SPLITS))
 
 
 DataOption = Annotated[

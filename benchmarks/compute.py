@@ -13,11 +13,13 @@ it, because integer dot-product instructions (VNNI) outrun float FMAs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.formats import backend_for_path
+from benchmarks.model_bench import guess_format
+from edge_runtime.formats import FORMAT_NAMES, PRECISIONS, backend_for_path, get_format
 
 PEAK_MATRIX_SIZE = 2048
 PEAK_REPEATS = 5
@@ -126,19 +128,24 @@ def _flat_layers(model):
             yield layer
 
 
+# How MACs are counted for each backend's files, in the order `reference_model` prefers them:
+# ONNX shape inference gives exact shapes, a TFLite graph needs LiteRT, Keras needs TensorFlow.
+MAC_COUNTERS: dict[str, tuple[Callable[[str | Path], int], str]] = {
+    "onnx": (count_macs_onnx, "counted from the ONNX graph (Conv, Gemm, MatMul), per face"),
+    "tflite": (count_macs_tflite, "counted from the TFLite graph (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED), per face"),
+    "keras": (count_macs_keras, "counted from the Keras layers (Conv2D, DepthwiseConv2D, SeparableConv2D, Dense), per face"),
+}
+
+
 def count_macs(path: str | Path) -> tuple[int, str]:
-    """MACs per face and the method used, by the file's suffix.
+    """MACs per face and the method used, by the backend that runs the file.
 
     Raises:
         ImportError: the package needed to read the graph is not installed.
-        ValueError: a suffix with no counter.
+        ValueError: a suffix no backend runs.
     """
-    backend = backend_for_path(path).name  # ValueError for a suffix no backend runs
-    if backend == "onnx":
-        return count_macs_onnx(path), "counted from the ONNX graph (Conv, Gemm, MatMul), per face"
-    if backend == "tflite":
-        return count_macs_tflite(path), "counted from the TFLite graph (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED), per face"
-    return count_macs_keras(path), "counted from the Keras layers (Conv2D, DepthwiseConv2D, SeparableConv2D, Dense), per face"
+    counter, method = MAC_COUNTERS[backend_for_path(path).name]  # ValueError for a suffix no backend runs
+    return counter(path), method
 
 
 def measure_peak_gflops(size: int = PEAK_MATRIX_SIZE, repeats: int = PEAK_REPEATS, clock=time.perf_counter) -> float:
@@ -216,23 +223,23 @@ def floor_ms(macs: int, peak_gflops: float) -> float | None:
 
 
 def reference_model(paths: list[Path]) -> Path | None:
-    """The file to count MACs from: float ONNX first (exact shapes, no quantisation nodes),
-    then any ONNX, float TFLite, any TFLite, Keras."""
+    """The file to count MACs from: of the backend MAC_COUNTERS lists first, the most exact
+    precision (float ONNX first: exact shapes, no quantisation nodes), then any ONNX, TFLite, Keras."""
+    ranked = [(rank, Path(path)) for path in paths if (rank := _reference_rank(Path(path))) is not None]
+    return min(ranked, key=lambda pair: (pair[0], pair[1].name.lower()))[1] if ranked else None
 
-    def rank(path: Path) -> tuple[int, str]:
-        name = path.name.lower()
+
+def _reference_rank(path: Path) -> tuple[int, int] | None:
+    """(backend's place in MAC_COUNTERS, precision's place in PRECISIONS), read from the
+    file's FORMATS row; a file of no known format ranks after its backend's known ones, and
+    a suffix no backend runs not at all."""
+    name = guess_format(path)
+    if name in FORMAT_NAMES:
+        row = get_format(name)
+        backend, precision = row.backend, PRECISIONS.index(row.precision)
+    else:
         try:
-            backend = backend_for_path(path).name
+            backend, precision = backend_for_path(path).name, len(PRECISIONS)
         except ValueError:
-            backend = ""
-        order = [
-            backend == "onnx" and "int8" not in name,
-            backend == "onnx",
-            backend == "tflite" and "fp32" in name,
-            backend == "tflite",
-            backend == "keras",
-        ]
-        return (order.index(True) if True in order else len(order), name)
-
-    candidates = sorted((Path(p) for p in paths), key=rank)
-    return candidates[0] if candidates and rank(candidates[0])[0] < 5 else None
+            return None
+    return list(MAC_COUNTERS).index(backend), precision

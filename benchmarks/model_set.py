@@ -21,7 +21,7 @@ from benchmarks.model_bench import guess_format
 from benchmarks.rows import failed_row, module_available, skipped_row
 from edge_runtime.atomic import write_json_atomic
 from edge_runtime.default_model import MODELS_DIR, bundled_file
-from edge_runtime.formats import FORMATS, get_format, install_hint
+from edge_runtime.formats import FORMATS, MASTER_FORMAT, get_format, install_hint
 from edge_runtime.metadata import file_sha256
 from trainer.fer2013 import default_cache_dir
 
@@ -39,7 +39,7 @@ class ModelSet:
 
 
 def bundled_keras() -> Path:
-    return bundled_file("keras")
+    return bundled_file(MASTER_FORMAT.backend)
 
 
 def bundled_files() -> list[Path]:

@@ -15,7 +15,7 @@ from benchmarks.progress import Progress, warn_if_busy
 from benchmarks.rows import OK, check_runtime, skipped_row, tensorflow_check
 from benchmarks.worker import Runner
 from edge_runtime.detectors import DETECTOR_NAMES
-from edge_runtime.formats import FORMAT_NAMES, backend_for_path, get_backend, get_format
+from edge_runtime.formats import FORMAT_NAMES, MASTER_FORMAT, backend_for_path, get_backend, get_format
 
 DEFAULT_SCALE = 0.5
 SWEEP_PREFERENCE = ("tflite-int8", "onnx-int8", "tflite-fp32", "onnx-fp32")
@@ -106,9 +106,10 @@ def plan_pipeline(config: PipelineConfig, models: list[Path], seed_keras: Path |
     if seed_keras is None:
         decided.append(skipped_row(SEED_STYLE, "no Keras model to run the seed's loop with: pass a .keras model or --variants-of"))
     elif not tf.available:
-        decided.append(skipped_row(SEED_STYLE, tf.reason, model=str(seed_keras), backend="keras"))
+        decided.append(skipped_row(SEED_STYLE, tf.reason, model=str(seed_keras), backend=MASTER_FORMAT.backend))
     else:
-        jobs.append(PipelineJob(SEED_STYLE, model=str(seed_keras), backend="keras", style="seed", precision="fp32", **common))
+        jobs.append(PipelineJob(SEED_STYLE, model=str(seed_keras), backend=MASTER_FORMAT.backend, style="seed",
+                                precision=MASTER_FORMAT.precision, **common))
     formats = {path: guess_format(path) for path in models}
     detector_files = {detector: detector_file(detector, config.detector_model) for detector in config.detectors}
     sweep_model = next((p for name in SWEEP_PREFERENCE for p in models if formats[p] == name), models[0] if models else None)
@@ -155,7 +156,7 @@ def run_pipeline(
     """Runs every configuration; returns the report (environment, settings, rows with speed-ups)."""
     warn_if_busy(log)
     chosen = choose_models(config.models, config.variants_of, config.data, model_set, log)
-    keras_files = [p for p in chosen.paths if p.suffix.lower() in get_backend("keras").suffixes]
+    keras_files = [p for p in chosen.paths if p.suffix.lower() in get_backend(MASTER_FORMAT.backend).suffixes]
     bundled = bundled_keras()
     seed_keras = keras_files[0] if keras_files else (config.variants_of or (bundled if bundled.is_file() else None))
     jobs, decided = plan_pipeline(config, chosen.paths, seed_keras, runtime_check, tf_check)

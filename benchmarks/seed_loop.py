@@ -61,8 +61,9 @@ class SeedLoop:
             BackendError: TensorFlow missing or a bad model file.
         """
         from edge_runtime.backends import load_backend
+        from edge_runtime.formats import MASTER_FORMAT
 
-        backend = load_backend(model_path, "keras", threads=threads)
+        backend = load_backend(model_path, MASTER_FORMAT.backend, threads=threads)
 
         def predict_seed_style(batch: np.ndarray) -> np.ndarray:
             # `model.predict` on every batch, as the seed's display loop called it: the cost the

@@ -24,7 +24,7 @@ from convert.errors import ConvertError
 from convert.free_space import check_free_space, expected_size
 from convert.job import ExportJob
 from convert.source import check_model_file, load_source_model
-from convert.verify import Thresholds, format_table, predict_in_batches, verify_export
+from convert.verify import PARITY_THRESHOLDS, Thresholds, format_table, predict_in_batches, verify_export
 from convert.work_dir import own_temporary_folder, remove_stranded_work_dirs
 from edge_runtime.atomic import atomic_path, remove_own_temporaries, remove_stranded, write_json_atomic
 from edge_runtime.errors import os_error_reason
@@ -67,7 +67,7 @@ class ConvertConfig:
     verify_data: Path | None = None
     verify_size: int = DEFAULT_VERIFY_SIZE
     float_io: bool = False
-    thresholds: Thresholds = Thresholds()
+    thresholds: Thresholds = PARITY_THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ def convert_model(
     float_io: bool = False,
     calibration_size: int = DEFAULT_CALIBRATION_SIZE,
     verify_size: int = DEFAULT_VERIFY_SIZE,
-    max_diff: float = 1e-4,
-    min_agreement: float = 0.97,
+    max_diff: float = PARITY_THRESHOLDS.max_diff,
+    min_agreement: float = PARITY_THRESHOLDS.min_agreement,
     log: Callable[[str], None] | None = None,
 ) -> list[ExportResult]:
     """Exports a Keras model to the given formats and verifies each export against Keras.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,8 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from convert.api import DEFAULT_CALIBRATION_SIZE, DEFAULT_VERIFY_SIZE, ConvertConfig, results_table, run_conversion  # noqa: E402
 from convert.errors import ConvertError  # noqa: E402
-from convert.exporters import EXPORTABLE, FAMILIES, select_formats  # noqa: E402
-from convert.verify import Thresholds  # noqa: E402
+from convert.exporters import EXPORTABLE, FAMILIES, PRECISION_CHOICES, select_formats  # noqa: E402
+from convert.verify import PARITY_THRESHOLDS, Thresholds  # noqa: E402
+from edge_runtime.choices import choice_enum  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
 from edge_runtime.stopping import SIGNAL_NAMES, Stopped, signal_name, stop_signals  # noqa: E402
 
@@ -27,13 +27,9 @@ app = typer.Typer(
     help="Export a trained .keras model to TFLite and ONNX, and verify every export against Keras.",
 )
 
-# The --format choices: the two families, "all", and every exportable row of the FORMATS table.
-FormatChoice = Enum("FormatChoice", {name: name for name in (*FAMILIES, "all", *EXPORTABLE)}, type=str)
-
-
-class Precision(str, Enum):
-    fp16 = "fp16"
-    dynamic = "dynamic"
+# The --format choices: the families, "all", and every exportable row of the FORMATS table.
+FormatChoice = choice_enum("FormatChoice", (*FAMILIES, "all", *EXPORTABLE))
+Precision = choice_enum("Precision", PRECISION_CHOICES)
 
 
 EXAMPLES = examples(
@@ -69,10 +65,12 @@ def main(
         Optional[Path], typer.Option(help="FER-2013 folder or CSV whose PublicTest faces are compared (default: the calibration data).")
     ] = None,
     verify_size: Annotated[int, typer.Option(min=0, help="Validation faces compared (stratified); 0 for all.")] = DEFAULT_VERIFY_SIZE,
-    max_diff: Annotated[float, typer.Option(min=0.0, help="fp32 exports: largest allowed probability difference.")] = 1e-4,
+    max_diff: Annotated[
+        float, typer.Option(min=0.0, help="fp32 exports: largest allowed probability difference.")
+    ] = PARITY_THRESHOLDS.max_diff,
     min_agreement: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="fp16, dynamic and int8 exports: smallest allowed top-1 agreement.")
-    ] = 0.97,
+    ] = PARITY_THRESHOLDS.min_agreement,
     version: VersionOption = None,
 ) -> None:
     """Write each requested export into OUT, with its metadata and a <file>.report.json of its parity with Keras.

@@ -16,8 +16,6 @@ from convert.errors import ConvertError
 from edge_runtime.formats import ModelFormat
 from edge_runtime.output_paths import free_bytes
 
-# Bytes an export spends on one parameter, by FORMATS precision ("dynamic": int8 weights).
-BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8": 1}
 # Batch-norm statistics fold into the convolutions, so a file can come out a little under
 # its bytes per parameter; a folder is refused only when it lacks more than this share.
 MARGIN = 0.9
@@ -25,7 +23,7 @@ MARGIN = 0.9
 
 def expected_size(row: ModelFormat, parameters: int) -> int:
     """About how many bytes the `row` export of a network of `parameters` parameters takes."""
-    return parameters * BYTES_PER_PARAMETER[row.precision]
+    return parameters * row.weight_bytes
 
 
 def check_free_space(out_dir: Path, exports: list[tuple[Path, int]]) -> None:

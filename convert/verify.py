@@ -4,14 +4,14 @@ Each exported file is opened through the runtime that will run it at the edge
 (`edge_runtime.backends.load_backend`: LiteRT or ONNX Runtime, reading the file's own
 metadata) and compared with Keras on the same preprocessed faces.
 
-Pass criteria, by precision:
-    fp32              max |p_export - p_keras| <= max_diff (default 1e-4): a float export must
-                      be the same function up to float rounding.
-    fp16, dynamic     top-1 agreement >= min_agreement (default 0.97), like int8: half-precision
-                      or int8 weights move probabilities by about 1e-3, which no single
-                      max-difference threshold separates from a real fault, while a wrong
-                      graph or wrong input scaling drops agreement far below 97%.
-    int8              top-1 agreement >= min_agreement (default 0.97).
+Pass criteria, by precision (the default thresholds: PARITY_THRESHOLDS):
+    fp32              max |p_export - p_keras| <= max_diff: a float export must be the same
+                      function up to float rounding.
+    fp16, dynamic     top-1 agreement >= min_agreement, like int8: half-precision or int8
+                      weights move probabilities by about 1e-3, which no single max-difference
+                      threshold separates from a real fault, while a wrong graph or wrong input
+                      scaling drops agreement far below min_agreement.
+    int8              top-1 agreement >= min_agreement.
 """
 
 from __future__ import annotations
@@ -38,8 +38,19 @@ PREDICT_BATCH = 256
 class Thresholds:
     """Pass thresholds: `max_diff` for fp32 exports, `min_agreement` for all others."""
 
-    max_diff: float = 1e-4
-    min_agreement: float = 0.97
+    max_diff: float
+    min_agreement: float
+
+
+# How close an export must stay to Keras, unless the caller says otherwise: the one place these
+# figures are written (edge-convert's defaults, `convert_model`'s and the tests read them).
+PARITY_THRESHOLDS = Thresholds(max_diff=1e-4, min_agreement=0.97)
+
+
+def judged_by_max_diff(precision: str) -> bool:
+    """True for the precision whose exports must match Keras up to float rounding (fp32); the
+    others are judged by top-1 agreement."""
+    return precision == "fp32"
 
 
 def predict_in_batches(predict, batch: np.ndarray) -> np.ndarray:
@@ -75,7 +86,7 @@ def judge(precision: str, stats: dict, thresholds: Thresholds) -> tuple[bool, st
     Returns:
         (passed, one-line reason, the criterion as recorded in the report).
     """
-    if precision == "fp32":
+    if judged_by_max_diff(precision):
         criterion = {"metric": "max_abs_diff", "max": thresholds.max_diff}
         passed = stats["max_abs_diff"] <= thresholds.max_diff
         verdict = "<=" if passed else ">"

@@ -130,8 +130,8 @@ class EmotionDetector:
             shrinks); None takes the model's metadata `input.crop_margin` (0 for the bundled
             model, whose framing the detector's crop mapping already matches).
         flip_average: average each face's probabilities with its mirror image's (see
-            `Backend.predict`); on by default: +0.5 points on PublicTest for the bundled
-            model, for one more model run per face in the same batch.
+            `Backend.predict`); on by default: more accurate for one more model run per face
+            in the same batch (docs/edge-run.md, "Speed and accuracy").
         photo: every frame is an unrelated photo: no tracks or smoothing carry over.
         cut_threshold: a frame whose brightness pattern changes this much from the one
             before (mean change, 0-255, exposure aside; see `edge_runtime.shot_cuts`) is a shot

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,9 +17,10 @@ import typer
 
 from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH
 from edge_runtime.backends import BackendError
+from edge_runtime.choices import BackendChoice, DetectorChoice, choice_enum
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples
 from edge_runtime.default_model import DefaultModelError
-from edge_runtime.detectors import DETECTOR_NAMES, DetectorError, DetectorSettings, fetch_all
+from edge_runtime.detectors import DetectorError, DetectorSettings, fetch_all
 from edge_runtime.display import DisplayError
 from edge_runtime.draw import OVERLAYS
 from edge_runtime.formats import BACKEND_NAMES
@@ -72,9 +72,7 @@ EXIT_STATUS_HELP = (
 
 
 # Choices come from the tables, so a new backend, detector or overlay is a new row there.
-BackendChoice = Enum("BackendChoice", {name: name for name in ("auto", *BACKEND_NAMES)}, type=str)
-DetectorChoice = Enum("DetectorChoice", {name: name for name in ("auto", *DETECTOR_NAMES)}, type=str)
-OverlayChoice = Enum("OverlayChoice", {name: name for name in OVERLAYS}, type=str)
+OverlayChoice = choice_enum("OverlayChoice", OVERLAYS)
 DEFAULT_DETECTOR, DEFAULT_OVERLAY = DetectorChoice("auto"), OverlayChoice("bars")
 
 
@@ -123,7 +121,7 @@ def main(
         typer.Option(exists=True, dir_okay=False, help="Model file (.onnx, .tflite, .keras); default: the bundled model."),
     ] = None,
     backend: Annotated[
-        BackendChoice, typer.Option(help="Inference runtime; auto: by the model's suffix (bundled: onnx, tflite, keras).")
+        BackendChoice, typer.Option(help=f"Inference runtime; auto: by the model's suffix (bundled: {', '.join(BACKEND_NAMES)}).")
     ] = BackendChoice.auto,
     threads: Annotated[
         Optional[int], typer.Option(min=1, max=max_threads(), help="Inference threads (default: the runtime's).")

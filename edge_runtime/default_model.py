@@ -11,10 +11,10 @@ import importlib.util
 import os
 from pathlib import Path
 
-from edge_runtime.formats import BACKEND_NAMES, BACKENDS, install_hint
+from edge_runtime.formats import BACKEND_NAMES, BACKENDS, get_backend
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-# The Keras master needs TensorFlow, so the runtime wheel leaves it out: it stays in the
+# Files the runtime wheel leaves out (the Keras master needs TensorFlow) stay in the
 # repository's models/ folder, next to the runtime package in a clone.
 MASTER_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -28,8 +28,10 @@ class DefaultModelError(RuntimeError):
 
 
 def bundled_file(backend: str) -> Path:
-    """Where the bundled file of `backend` lives (the Keras master: the repository's models/)."""
-    return (MASTER_MODELS_DIR if backend == "keras" else MODELS_DIR) / BUNDLED_MODELS[backend]
+    """Where the bundled file of `backend` lives: the runtime package's models/, or the
+    repository's for a file the wheel leaves out (the Keras master)."""
+    row = get_backend(backend)
+    return (MODELS_DIR if row.in_runtime_wheel else MASTER_MODELS_DIR) / row.bundled_file
 
 
 def _installed(module: str) -> bool:
@@ -56,10 +58,16 @@ def default_backend() -> str:
         if bundled_file(name).is_file():
             return name
     if not installed:
-        raise DefaultModelError(f"no inference runtime is installed; {install_hint('onnx')}, or [tflite] for LiteRT")
+        raise DefaultModelError(f"no inference runtime is installed; {_runtime_wheel_hint()}")
     raise DefaultModelError(
         f"{MODELS_DIR}: no bundled model for the installed runtimes ({', '.join(installed)}); pass --model PATH"
     )
+
+
+def _runtime_wheel_hint() -> str:
+    """The install command of the first runtime the bundled files need, then the other extras ("[tflite] for TFLite")."""
+    first, *others = [row for row in BACKENDS if row.in_runtime_wheel]
+    return ", or ".join([first.install_hint, *(f"[{row.extra}] for {row.label}" for row in others)])
 
 
 def default_model_path(backend: str = "auto") -> Path:

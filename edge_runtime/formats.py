@@ -27,9 +27,11 @@ class ModelFormat:
         name: the name used everywhere (`--format`, metadata, benchmark rows).
         suffix: file suffix.
         precision: "fp32", "fp16", "dynamic" (int8 weights, float activations) or "int8".
-        backend: the BACKENDS row that runs it.
+        backend: the BACKENDS row that runs it; also its family (`edge-convert --format tflite`).
         file_tag: appended to the model's stem when exporting (`emotion` -> `emotion_int8.tflite`).
         description: one line for help texts and tables.
+        weight_bytes: bytes one weight takes in the file (what an export's size follows from).
+        master: True for the trained model every other format is exported from.
     """
 
     name: str
@@ -38,6 +40,8 @@ class ModelFormat:
     backend: str
     file_tag: str
     description: str
+    weight_bytes: int
+    master: bool = False
 
     def file_name(self, stem: str) -> str:
         return f"{stem}{self.file_tag}{self.suffix}"
@@ -49,55 +53,72 @@ class BackendInfo:
 
     Attributes:
         name: `--backend` value.
+        label: how messages name it ("The ONNX backend needs ...").
         suffixes: model file suffixes it runs (`--backend auto` chooses by these).
         module: module holding the backend class, imported only when chosen.
-        class_name: the class in `module`.
-        install_hint: what to install when its runtime package is missing.
+        class_name: the class in `module`; the class takes its `name` from this row.
+        extra: the pyproject extra that installs its runtime package (see `install_hint`).
         runtime_packages: importable packages any one of which runs it, in the order it tries them.
         bundled_file: the file of the bundled model it runs (`edge_runtime.default_model`).
+        in_runtime_wheel: True when the runtime package ships `bundled_file`; False for a file
+            that stays in the repository's models/ folder.
         metadata: where a model file keeps its metadata: "inside" (ONNX `metadata_props`) or
             "sidecar" (a `.json` file next to it).
     """
 
     name: str
+    label: str
     suffixes: tuple[str, ...]
     module: str
     class_name: str
-    install_hint: str
+    extra: str
     runtime_packages: tuple[str, ...]
     bundled_file: str
+    in_runtime_wheel: bool
     metadata: str
 
+    @property
+    def install_hint(self) -> str:
+        """What to install when its runtime package is missing."""
+        return install_hint(self.extra)
 
+
+# Within a family the rows go from the most exact precision to the most quantised: PRECISIONS
+# keeps that order, and the benchmarks rank files by it.
 FORMATS: tuple[ModelFormat, ...] = (
-    ModelFormat("keras", ".keras", "fp32", "keras", "", "Keras 3 master model (needs TensorFlow)"),
-    ModelFormat("tflite-fp32", ".tflite", "fp32", "tflite", "_fp32", "TFLite, float32"),
-    ModelFormat("tflite-fp16", ".tflite", "fp16", "tflite", "_fp16", "TFLite, float16 weights"),
-    ModelFormat("tflite-dynamic", ".tflite", "dynamic", "tflite", "_dynamic", "TFLite, int8 weights, float activations"),
-    ModelFormat("tflite-int8", ".tflite", "int8", "tflite", "_int8", "TFLite, full integer int8"),
-    ModelFormat("onnx-fp32", ".onnx", "fp32", "onnx", "_fp32", "ONNX, float32"),
-    ModelFormat("onnx-int8", ".onnx", "int8", "onnx", "_int8", "ONNX, static int8 QDQ, per-channel"),
+    ModelFormat("keras", ".keras", "fp32", "keras", "", "Keras 3 master model (needs TensorFlow)", 4, master=True),
+    ModelFormat("tflite-fp32", ".tflite", "fp32", "tflite", "_fp32", "TFLite, float32", 4),
+    ModelFormat("tflite-fp16", ".tflite", "fp16", "tflite", "_fp16", "TFLite, float16 weights", 2),
+    ModelFormat("tflite-dynamic", ".tflite", "dynamic", "tflite", "_dynamic", "TFLite, int8 weights, float activations", 1),
+    ModelFormat("tflite-int8", ".tflite", "int8", "tflite", "_int8", "TFLite, full integer int8", 1),
+    ModelFormat("onnx-fp32", ".onnx", "fp32", "onnx", "_fp32", "ONNX, float32", 4),
+    ModelFormat("onnx-int8", ".onnx", "int8", "onnx", "_int8", "ONNX, static int8 QDQ, per-channel", 1),
 )
 
 # In the order `auto` tries them for the bundled model: the first installed runtime runs its file.
 BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo(
-        "onnx", (".onnx",), "edge_runtime.backends.onnx_backend", "ONNXBackend", install_hint("onnx"),
-        runtime_packages=("onnxruntime",), bundled_file="emotion_int8.onnx", metadata="inside",
+        "onnx", "ONNX", (".onnx",), "edge_runtime.backends.onnx_backend", "ONNXBackend", extra="onnx",
+        runtime_packages=("onnxruntime",), bundled_file="emotion_int8.onnx", in_runtime_wheel=True, metadata="inside",
     ),
     BackendInfo(
-        "tflite", (".tflite",), "edge_runtime.backends.tflite_backend", "TFLiteBackend", install_hint("tflite"),
+        "tflite", "TFLite", (".tflite",), "edge_runtime.backends.tflite_backend", "TFLiteBackend", extra="tflite",
         # Never TensorFlow's tf.lite: only the Keras backend may import TensorFlow.
-        runtime_packages=("ai_edge_litert", "tflite_runtime"), bundled_file="emotion_int8.tflite", metadata="sidecar",
+        runtime_packages=("ai_edge_litert", "tflite_runtime"), bundled_file="emotion_int8.tflite", in_runtime_wheel=True,
+        metadata="sidecar",
     ),
     BackendInfo(
-        "keras", (".keras", ".h5"), "edge_runtime.backends.keras_backend", "KerasBackend", install_hint("train"),
-        runtime_packages=("tensorflow",), bundled_file="emotion.keras", metadata="sidecar",
+        "keras", "Keras", (".keras", ".h5"), "edge_runtime.backends.keras_backend", "KerasBackend", extra="train",
+        # The Keras master needs TensorFlow, so the runtime wheel leaves it out.
+        runtime_packages=("tensorflow",), bundled_file="emotion.keras", in_runtime_wheel=False, metadata="sidecar",
     ),
 )
 
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
 BACKEND_NAMES = tuple(b.name for b in BACKENDS)
+PRECISIONS = tuple(dict.fromkeys(f.precision for f in FORMATS))
+# The trained model the other formats are exported from, and the backend that runs it.
+MASTER_FORMAT: ModelFormat = next(f for f in FORMATS if f.master)
 
 
 def unknown_choice(kind: str, value: str, choices: tuple[str, ...]) -> ValueError:
@@ -135,6 +156,11 @@ def get_backend(name: str) -> BackendInfo:
         ValueError: naming the choices and the closest one.
     """
     return find_row(BACKENDS, name, "backend")
+
+
+def backend_for_class(module: str, class_name: str) -> BackendInfo | None:
+    """The BACKENDS row that names the class `class_name` of `module`, or None (a class no row names)."""
+    return next((row for row in BACKENDS if (row.module, row.class_name) == (module, class_name)), None)
 
 
 def backend_for_path(path: str | Path) -> BackendInfo:

@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edge_runtime.formats import MASTER_FORMAT
 from edge_runtime.labels import LABELS
 from edge_runtime.preprocess import InputSpec
 from edge_runtime.version import __version__
@@ -46,7 +47,7 @@ class ModelMetadata:
     labels: tuple[str, ...] = LABELS
     input_shape: tuple[int, int, int] = (48, 48, 1)
     input: InputSpec = field(default_factory=InputSpec)
-    format: str = "keras"
+    format: str = MASTER_FORMAT.name
     source_sha256: str = ""
     version: str = __version__
     arch: str = ""

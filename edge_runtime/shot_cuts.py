@@ -14,12 +14,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Mean absolute change (0-255) that is a cut. On `edge-bench scene` frames with camera noise,
-# exposure flicker and moving faces (tools/measure_track_identity.py), frames of one shot
-# change by at most 9 and a change of scene by 18 or more; a dark frame's sensor noise by about 2.
+# Mean absolute change (0-255) that is a cut: between what frames of one shot change by (camera
+# noise, exposure flicker, moving faces) and what a change of scene does, with a margin on each
+# side (docs/edge-run.md, "Tracks: one person each", tools/measure_track_identity.py).
 DEFAULT_CUT_THRESHOLD = 15.0
-# Size of the copy the frames are compared on: enough for a change of picture, and cheap
-# (0.05 ms from 640x480 here); shrinking also averages away part of the sensor noise.
+# Size of the copy the frames are compared on: enough for a change of picture, and cheap to
+# make; shrinking also averages away part of the sensor noise.
 COMPARE_SIZE = (160, 120)
 
 

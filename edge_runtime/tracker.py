@@ -23,10 +23,10 @@ from edge_runtime.detectors.base import Box, iou
 
 DEFAULT_IOU_THRESHOLD = 0.3
 DEFAULT_MAX_MISSES = 5
-# Least likeness (see `likeness`) of a track's crop to its previous crop for the track to go on.
-# Two FER-2013 faces of different people at the same place score about 0.1 (95% below 0.55),
-# the same face re-detected a few pixels off about 0.9; the figures and the threshold's effect
-# on label accuracy come from tools/measure_track_identity.py (see docs/edge-run.md, "Tracks: one person each").
+# Least likeness (see `likeness`) of a track's crop to its previous crop for the track to go on:
+# between what two different people at the same place score and what the same face re-detected
+# a few pixels off does; the figures and the threshold's effect on label accuracy come from
+# tools/measure_track_identity.py (see docs/edge-run.md, "Tracks: one person each").
 DEFAULT_MIN_LIKENESS = 0.6
 SIGNATURE_SIDE = 8  # a face at 8x8: its layout of light and dark, not its expression's details
 

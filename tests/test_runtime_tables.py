@@ -3,10 +3,11 @@ hints, runtime packages and metadata locations are read from them."""
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from edge_runtime import default_model
-from edge_runtime.cli import BackendChoice, DetectorChoice
+from edge_runtime.choices import BackendChoice, DetectorChoice, choice_enum
 from edge_runtime.detectors import DETECTOR_NAMES
 from edge_runtime.formats import BACKEND_NAMES, BACKENDS, get_backend
 
@@ -18,8 +19,17 @@ def test_cli_choices_are_the_table_rows():
 
     assert [c.value for c in BackendChoice] == ["auto", *BACKEND_NAMES]
     assert [c.value for c in DetectorChoice] == ["auto", *DETECTOR_NAMES]
-    assert [c.value for c in bench_cli.BackendChoice] == ["auto", *BACKEND_NAMES]
+    assert bench_cli.BackendChoice is BackendChoice  # one enum, not a second copy
     assert [c.value for c in bench_cli.DetectorChoice] == list(DETECTOR_NAMES)
+
+
+def test_choice_enum_keeps_the_order_and_refuses_empty_or_repeated_values():
+    Choice = choice_enum("Choice", ("tflite-int8", "onnx"))
+    assert [c.value for c in Choice] == ["tflite-int8", "onnx"]
+    assert Choice.tflite_int8 == "tflite-int8" and Choice("onnx") is Choice.onnx
+    for values in ((), ("onnx", "onnx")):
+        with pytest.raises(ValueError, match="choice_enum Choice: expected distinct values"):
+            choice_enum("Choice", values)
 
 
 def test_bundled_files_and_runtime_order_come_from_the_table():
@@ -42,7 +52,6 @@ def test_the_onnx_backend_leaves_no_telemetry_in_the_home_folder(tmp_path):
     import subprocess
     import sys
 
-    import pytest
 
     pytest.importorskip("onnxruntime")
     bundled = default_model.MODELS_DIR / get_backend("onnx").bundled_file

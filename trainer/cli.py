@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,6 +13,7 @@ import typer
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) buries the progress bar.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from edge_runtime.choices import choice_enum  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
 from edge_runtime.labels import LABELS  # noqa: E402
 from trainer.augment import CROP_JITTERS  # noqa: E402
@@ -26,29 +26,15 @@ from trainer.views import VIEWS  # noqa: E402
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the facial-emotion CNN on FER-2013.")
 
 
-class Arch(str, Enum):
-    edge = "edge"
-    edge_wide = "edge-wide"
-    seed = "seed"
-    vgg = "vgg"
-    resnet18 = "resnet18"
-
-
-def _choices(name: str, table: dict) -> type[Enum]:
-    """A typer choice Enum whose values are a table's names (typer writes 'not one of ...')."""
-    return Enum(name, {key.replace("-", "_"): key for key in table}, type=str)
-
-
-Preset = _choices("Preset", PRESETS)
-Optimizer = _choices("Optimizer", OPTIMIZERS)
-Schedule = _choices("Schedule", SCHEDULES)
-CropJitter = _choices("CropJitter", CROP_JITTERS)
-Views = _choices("Views", VIEWS)
-
-
-class ClassWeight(str, Enum):
-    none = "none"
-    balanced = "balanced"
+# The names of `trainer.models.ARCHITECTURES`, written here because that table imports Keras,
+# which `edge-train --help` should not wait for (a test checks that the two agree).
+Arch = choice_enum("Arch", ("edge", "edge-wide", "seed", "vgg", "resnet18"))
+Preset = choice_enum("Preset", PRESETS)
+Optimizer = choice_enum("Optimizer", OPTIMIZERS)
+Schedule = choice_enum("Schedule", SCHEDULES)
+CropJitter = choice_enum("CropJitter", CROP_JITTERS)
+Views = choice_enum("Views", VIEWS)
+ClassWeight = choice_enum("ClassWeight", ("none", "balanced"))
 
 
 EXAMPLES = examples(

@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
 from edge_runtime.errors import first_line
+from edge_runtime.formats import MASTER_FORMAT
 from edge_runtime.integrity import checksum_of_file
 from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.labels import LABELS, NUM_CLASSES
@@ -431,7 +432,7 @@ def save_model(model, path: Path, arch: str, spec) -> None:
     the runtime checks at load), atomically."""
     with atomic_path(path) as tmp:
         model.save(tmp)
-    metadata = ModelMetadata(input=spec, format="keras", arch=arch)
+    metadata = ModelMetadata(input=spec, format=MASTER_FORMAT.name, arch=arch)
     metadata = replace(metadata, checksum=checksum_of_file(path, metadata.to_dict()))
     write_text_atomic(sidecar_path(path), metadata.to_json())
 

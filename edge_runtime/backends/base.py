@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.formats import BackendInfo, backend_for_class
 from edge_runtime.metadata import ModelMetadata
 from edge_runtime.preprocess import faces_to_batch
 
@@ -24,7 +25,22 @@ class Backend(ABC):
     model's integer input happens inside `_run`, from the model's own parameters.
     """
 
+    # The BACKENDS row that names the class, and its name: set from the table for every class
+    # a row names, so no class writes its name a second time. Classes no row names (test
+    # fakes) set `name` themselves.
+    info: BackendInfo | None = None
     name: str = ""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        row = backend_for_class(cls.__module__, cls.__name__)
+        if row is not None:
+            cls.info, cls.name = row, row.name
+
+    @classmethod
+    def missing_runtime(cls, needed: str) -> BackendError:
+        """The error for a runtime package that is not installed: what is needed and the command that adds it."""
+        return BackendError(f"The {cls.info.label} backend needs {needed}: {cls.info.install_hint}")
 
     def __init__(self, model_path: Path, metadata: ModelMetadata) -> None:
         self.model_path = Path(model_path)

@@ -10,14 +10,11 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
-from edge_runtime.formats import get_backend
 from edge_runtime.keras_file import keras_file_problem
 from edge_runtime.metadata import MetadataError, read_sidecar
 
 
 class KerasBackend(Backend):
-    name = "keras"
-
     def __init__(self, model_path: Path, threads: int | None = None) -> None:
         try:
             metadata = read_sidecar(model_path)
@@ -32,7 +29,7 @@ class KerasBackend(Backend):
             import keras
             import tensorflow as tf
         except ImportError:
-            raise BackendError(f"The Keras backend needs TensorFlow: {get_backend('keras').install_hint}") from None
+            raise self.missing_runtime("TensorFlow") from None
         if threads:
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)

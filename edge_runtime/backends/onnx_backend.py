@@ -10,13 +10,10 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
-from edge_runtime.formats import get_backend
 from edge_runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMetadata, read_sidecar
 
 
 class ONNXBackend(Backend):
-    name = "onnx"
-
     def __init__(
         self, model_path: Path, threads: int | None = None, providers: list[str] | None = None, allow_spinning: bool = False
     ) -> None:
@@ -27,15 +24,15 @@ class ONNXBackend(Backend):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise BackendError(f"The ONNX backend needs onnxruntime: {get_backend('onnx').install_hint}") from None
+            raise self.missing_runtime("onnxruntime") from None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # ONNX Runtime's pool threads spin for a while after each run. In the frame loop the
-        # next thing to run is the Haar detector, which they then starve: on 2 cores spinning
-        # doubled detection time (22 -> 40 ms per 640x480 frame) for a sub-millisecond gain.
+        # next thing to run is the face detector, which they then starve of cores, for a gain
+        # far smaller than what detection loses (docs/performance.md, "ONNX Runtime's spinning threads").
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         # Prefer what the machine has (CUDA, CoreML...), always ending with the CPU.
         available = ort.get_available_providers()

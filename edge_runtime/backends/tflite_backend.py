@@ -14,7 +14,6 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
-from edge_runtime.formats import get_backend
 from edge_runtime.metadata import MetadataError, read_sidecar
 
 DEFAULT_THREADS = 2  # LiteRT defaults to 1 thread; a Raspberry Pi and this machine have more.
@@ -43,12 +42,10 @@ def tflite_interpreter_class() -> tuple[type, str]:
 
         return Interpreter, "tflite_runtime"
     except ImportError:
-        raise BackendError(f"The TFLite backend needs LiteRT: {get_backend('tflite').install_hint}") from None
+        raise TFLiteBackend.missing_runtime("LiteRT") from None
 
 
 class TFLiteBackend(Backend):
-    name = "tflite"
-
     def __init__(self, model_path: Path, threads: int | None = None) -> None:
         try:
             metadata = read_sidecar(model_path)

@@ -127,19 +127,18 @@ DETECTORS: tuple[DetectorInfo, ...] = (
         class_name="YuNetDetector",
         model_file=YUNET_FILE,
         detect_scale=0.5,
-        # Half size keeps a 640x480 video at 100 FPS; a photo has no frame rate to keep and
-        # comes in any size. Searched at a longer side of 640 px (InsightFace's detector size
-        # too), YuNet finds 97.6% of the faces of 640x480 scene photos against 93.3% at half
-        # size, and the same in photos 2 and 4 times larger, at 10-14 ms a photo
-        # (bench/photo_side.json, tools/measure_photo_side.py).
+        # Half size keeps video fast; a photo has no frame rate to keep and comes in any size,
+        # and YuNet finds most faces when they are 150-400 px in the copy it searches, which a
+        # 640 px copy gives photos of every size (docs/performance.md, "Photos: how large a
+        # copy is searched").
         photo_side=640,
         min_size=24,
-        # On `edge-bench scene` frames 0.5 finds 1 point more faces than 0.6 and adds no
-        # detection on the background (docs/performance.md, "Detector in the loop").
+        # The lowest threshold that still adds no detection on the background, so recall is
+        # as high as it goes without stray boxes (docs/performance.md, "Detector in the loop").
         score_threshold=0.5,
-        # Measured with tools/measure_crop.py on PublicTest scene frames (bench/crop_yunet*.json):
-        # the FER crop is a square of the box's height around its centre; levelling the eyes
-        # gains 0.9 points on faces turned by up to 25 degrees and nothing on upright ones.
+        # YuNet's box is taller than the FER crop is wide: the crop is the square of its height;
+        # levelling the eyes helps turned faces and costs upright ones nothing (docs/edge-run.md,
+        # "Crops that match the model").
         crop=CropMapping(scale=1.0, shift_x=0.0, shift_y=0.0, square=True, align_eyes=True),
         landmarks=True,
     ),
@@ -151,21 +150,22 @@ DETECTORS: tuple[DetectorInfo, ...] = (
         class_name="HaarDetector",
         model_file=None,
         detect_scale=0.5,
-        # Photos keep the seed-era cascade's behaviour: the gain of a 640 px search is unclear
-        # (+3 points on bench/photo_side.json's 200 frames, none on `edge-bench scene`'s 1,000
-        # at full size) and it adds detections that match no face.
+        # Photos keep the seed-era cascade's behaviour: a 640 px search gains little and
+        # unevenly, and adds detections that match no face (docs/performance.md, "Photos: how
+        # large a copy is searched").
         photo_side=None,
         min_size=60,
         score_threshold=None,
-        # A Haar box of a FER face matches the FER crop (median margin +0.003 of the side).
+        # A Haar box of a FER face already frames it as FER-2013 does (docs/edge-run.md, "Crops
+        # that match the model").
         crop=CropMapping(scale=1.0, square=True),
         landmarks=False,
     ),
 )
 
 DETECTOR_NAMES = tuple(row.name for row in DETECTORS)
-# `auto` tries the rows in this order and takes the first that can run here.
-AUTO_ORDER = ("yunet", "haar")
+# `auto` tries the rows in table order and takes the first that can run here.
+AUTO_ORDER = DETECTOR_NAMES
 
 
 def get_detector_info(name: str) -> DetectorInfo:
