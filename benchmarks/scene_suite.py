@@ -60,17 +60,17 @@ class SceneConfig:
 
 
 def open_detector(model: Path | None, config: SceneConfig, detector: str):
-    """The runtime pipeline as `edge-run` builds it, but without smoothing: consecutive scene
-    frames hold different people, and averaging one with the next would blur the score. A
-    benchmark never downloads: a detector whose file is neither passed nor cached fails its row."""
+    """The runtime pipeline as `edge-run` builds it; each scene frame goes to `detect`, which
+    carries nothing from one frame to the next (consecutive scene frames hold different people,
+    and averaging one with the next would blur the score). A benchmark never downloads: a
+    detector whose file is neither passed nor cached fails its row."""
     from benchmarks.pipeline_suite import detector_file
     from edge_runtime.api import EmotionDetector
     from edge_runtime.detectors import DetectorSettings
 
     model_file, _ = detector_file(detector, config.detector_model)  # a missing file fails below, with its reason
     settings = DetectorSettings(name=detector, model=model_file or None, detect_scale=config.detect_scale, download=False)
-    return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detector=settings,
-                           detect_every=1, smooth=0.0, min_confidence=0.0)
+    return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detector=settings, min_confidence=0.0)
 
 
 class VideoOut:
