@@ -130,7 +130,7 @@ def _score_model(model, detector_name: str, config: SceneConfig, frames, split, 
             # The crops go through the model as the detector's faces do (flip averaging included),
             # so the gap between the two accuracies is the detector's alone.
             def predict_crops(faces):
-                return detector.backend.predict_faces(faces, detector.flip_average)
+                return detector.backend.predict_faces(faces, detector.settings.flip_average)
 
             figures["crop_accuracy"] = crop_accuracy(predict_crops, split, all_indices)
             figures["crop_accuracy_detected"] = crop_accuracy(predict_crops, split, score.detected_face_indices)

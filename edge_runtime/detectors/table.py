@@ -85,7 +85,7 @@ class DetectorInfo:
         model_file: the file it needs that no wheel ships (fetched and verified), or None.
         detect_scale: default factor of the copy it runs on (video frames, and photos when
             `photo_side` is None).
-        photo_side: photos (image and folder sources, `detect_photo`) are searched on a copy
+        photo_side: photos (image and folder sources, `EmotionDetector.detect`) are searched on a copy
             whose longer side is this many pixels (never enlarged), whatever the photo's size;
             None: at `detect_scale`, as video frames. A `detect_scale` the user sets wins.
         min_size: default smallest face side, in source pixels.
