@@ -101,17 +101,14 @@ class EmotionDetector:
     """Finds faces in images and videos and classifies their expression.
 
     Args:
-        model: model file (.onnx, .tflite, .keras); None for the bundled model.
-        backend: "onnx", "tflite", "keras" or "auto" (by the file's suffix; without `model`,
-            the first installed runtime among onnx, tflite, keras).
-        threads: inference threads (None: the runtime's default).
+        model, backend, threads: the model file (None: the bundled model), its runtime and
+            inference threads, as `ModelSettings.path`, `.backend` and `.threads` describe them.
         detector: "auto" (YuNet where its file is cached or can be fetched, else Haar),
             "yunet", "haar", a `DetectorSettings`, or any object with
             `.detect(frame) -> list of Detection or (x, y, w, h)`.
         settings: the pipeline's settings (`PipelineSettings`: detect_every, smooth,
             min_confidence, crop_margin, flip_average, cut_threshold, min_likeness).
-        verify_model: check the model file against the checksum in its metadata (see
-            `edge_runtime.integrity`); False for a model edited on purpose.
+        verify_model: `ModelSettings.verify`.
         **pipeline: `PipelineSettings` fields that override `settings` (`smooth=0.0`).
 
     Attributes:

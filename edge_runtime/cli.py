@@ -147,7 +147,8 @@ def main(
     ] = False,
     score_threshold: Annotated[
         Optional[float],
-        typer.Option(min=SCORE_THRESHOLD.low, max=SCORE_THRESHOLD.high, help=f"Least YuNet face score (default: {defaults_text('score_threshold')})."),
+        typer.Option(min=SCORE_THRESHOLD.low, max=SCORE_THRESHOLD.high,
+                     help=f"Least YuNet face score (default: {defaults_text('score_threshold')})."),
     ] = None,
     cascade: Annotated[
         Optional[Path], typer.Option(exists=True, dir_okay=False, help="Haar cascade XML (default: OpenCV's frontal face).")
@@ -165,12 +166,14 @@ def main(
     min_size: Annotated[
         Optional[int],
         typer.Option(
-            min=MIN_FACE_SIZE.low, max=MIN_FACE_SIZE.high, help=f"Smallest face side, in source pixels (default: {defaults_text('min_size')})."
+            min=MIN_FACE_SIZE.low, max=MIN_FACE_SIZE.high,
+            help=f"Smallest face side, in source pixels (default: {defaults_text('min_size')}).",
         ),
     ] = None,
     detect_scale: Annotated[
         Optional[float],
-        typer.Option(min=DETECT_SCALE.low, max=DETECT_SCALE.high, help=f"Detect on a copy resized by this factor (default: {defaults_text('detect_scale')})."),
+        typer.Option(min=DETECT_SCALE.low, max=DETECT_SCALE.high,
+                     help=f"Detect on a copy resized by this factor (default: {defaults_text('detect_scale')})."),
     ] = None,
     whole_image: Annotated[
         bool,

@@ -14,8 +14,8 @@ import pytest
 
 from edge_runtime.api import EmotionDetector
 from edge_runtime.default_model import installed_backends
-from edge_runtime.labels import LABELS
 from edge_runtime.detectors import DetectorSettings
+from edge_runtime.labels import LABELS
 from edge_runtime.runner import RunConfig, run
 from edge_runtime.settings import ModelSettings
 from edge_runtime.sources import demo_clip_path, demo_photo_path, open_source

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from edge_runtime.cli import app
 from edge_runtime.default_model import installed_backends
-from edge_runtime.frame_source import SourceError
 from edge_runtime.detectors import DetectorSettings
+from edge_runtime.frame_source import SourceError
 from edge_runtime.runner import RunConfig
 from edge_runtime.settings import ModelSettings, PipelineSettings
 from edge_runtime.sources import demo_clip_path

@@ -35,8 +35,8 @@ from benchmarks.inputs import load_eval_split
 from benchmarks.scene import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, place_boxes
 from benchmarks.scenes import background, match_boxes, paste_face
 from edge_runtime.api import EmotionDetector
-from edge_runtime.settings import PipelineSettings
 from edge_runtime.detectors import DetectorSettings
+from edge_runtime.settings import PipelineSettings
 
 NOISE_SIGMA = 6.0  # gray levels of sensor noise added to every frame
 EXPOSURE_JITTER = 0.08  # each frame's gain within +-8%, and its black level within +-8 gray levels
