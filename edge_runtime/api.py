@@ -152,7 +152,7 @@ class EmotionDetector:
     @property
     def tracker(self) -> IoUTracker | None:
         """The tracks of the source `stream` runs on (None before it starts)."""
-        from edge_runtime.stream import STREAM_KEY
+        from edge_runtime.stream import STREAM_KEY  # here: edge_runtime.stream imports this module (for Face)
 
         state = self._states.get(STREAM_KEY)
         return state.tracker if state is not None else None

@@ -13,7 +13,7 @@ import edge_runtime.cli as cli_module
 from edge_runtime.api import EmotionDetector
 from edge_runtime.default_model import installed_backends
 from edge_runtime.detectors import DetectorSettings
-from edge_runtime.runner import RunConfig, RunSummary
+from edge_runtime.runner import RunConfig, RunSummary, build_detector
 from edge_runtime.settings import ModelSettings, PipelineSettings
 from tests.conftest import FIXTURE_MODELS
 
@@ -110,6 +110,14 @@ def test_the_cli_builds_one_settings_object_per_stage(monkeypatch):
     assert config.model == ModelSettings(path=None, backend="auto", threads=2, verify=False)
     assert config.detector == DetectorSettings(name="haar", scale_factor=1.3)
     assert config.pipeline == PipelineSettings(smooth=0.2, detect_every=3)
+
+
+def test_build_detector_takes_each_stage_from_its_settings_object():
+    config = RunConfig(model=ModelSettings(FIXTURE_MODELS["onnx"], "onnx"), detector=DetectorSettings(name="haar", min_size=33),
+                       pipeline=PipelineSettings(smooth=0.25, crop_margin=0.1))
+    with build_detector(config) as built:
+        assert built.settings == config.pipeline and built.crop_margin == 0.1
+        assert built.face_detector.min_size == 33 and built.detector_name == "haar" and built.backend.name == "onnx"
 
 
 def test_the_cli_refuses_a_setting_of_another_detector_in_one_line():
