@@ -1,7 +1,8 @@
 """`edge-bench pipeline`: the whole frame loop on a video, stage by stage.
 
 Per frame: read and decode (the source's next frame), detect, preprocess and infer (from the
-detector's own `last_timings`, which `EmotionDetector` fills for every frame), and draw. The
+timings `EmotionDetector.stream` reports for every frame: the loop timed is the runtime's own,
+the one `edge-run` runs), and draw. The
 frame's total wall time also holds what no stage claims (tracking, bookkeeping). FPS is
 frames over the summed frame times, after a few warm-up frames that are processed but not
 counted (first-call allocations and graph tracing would otherwise weigh on short clips).
@@ -116,39 +117,56 @@ def run_frame_loop(
 
     Args:
         frames: the source (any iterable of frames; reading the next one is the read stage).
-        process: frame -> (faces, {"detect", "preprocess", "infer"} seconds).
+        process: frames -> iterator of (faces, {"detect", "preprocess", "infer"} seconds), one
+            per frame, pulling each frame when it needs it (the runtime's: `EmotionDetector.stream`).
         draw: (frame, faces, fps) -> anything.
         clock: seconds (a fake in tests).
         max_frames: stop after this many counted frames (0: the whole source).
         warmup_frames: frames processed first and not counted.
     """
     result = FrameLoopResult({stage: [] for stage in STAGES}, [], [])
-    iterator = iter(frames)
+    reads = TimedReads(frames, clock)
     index, fps = 0, None
-    while not max_frames or result.frames < max_frames:
-        start = clock()
-        try:
-            frame = next(iterator)
-        except StopIteration:
-            break
-        read_done = clock()
-        faces, timings = process(frame)
+    start = clock()
+    for faces, timings in process(reads):
         processed = clock()
-        draw(frame, faces, fps)
+        draw(reads.frame, faces, fps)
         drawn = clock()
         index += 1
+        # A frame's time runs from the end of the one before: its read, its processing, its drawing.
+        total, start = drawn - start, drawn
         if index <= warmup_frames:
             continue
-        total = drawn - start
         fps = 1.0 / total if total > 0 else None
-        result.frame_shape = result.frame_shape or tuple(frame.shape)
-        result.stages["read"].append(read_done - start)
+        result.frame_shape = result.frame_shape or tuple(reads.frame.shape)
+        result.stages["read"].append(reads.seconds)
         for stage in ("detect", "preprocess", "infer"):
             result.stages[stage].append(float(timings.get(stage, 0.0)))
         result.stages["draw"].append(drawn - processed)
         result.totals.append(total)
         result.faces.append(len(faces))
+        if max_frames and result.frames >= max_frames:
+            break
     return result
+
+
+class TimedReads:
+    """The frames of a source, each read timed: `frame` is the last one read, `seconds` its read."""
+
+    def __init__(self, frames: Iterable, clock: Clock) -> None:
+        self.frames, self.clock = frames, clock
+        self.frame, self.seconds = None, 0.0
+
+    def __iter__(self):
+        iterator = iter(self.frames)
+        while True:
+            started = self.clock()
+            try:
+                self.frame = next(iterator)
+            except StopIteration:
+                return
+            self.seconds = self.clock() - started
+            yield self.frame
 
 
 def measure_pipeline(job: PipelineJob, open_source=None, build=None, clock: Clock = time.perf_counter) -> dict:
@@ -157,7 +175,8 @@ def measure_pipeline(job: PipelineJob, open_source=None, build=None, clock: Cloc
     Args:
         job: the configuration.
         open_source: spec -> iterable of frames with `close()` (default `edge_runtime.sources.open_source`).
-        build: job -> (process, draw, close) for the runtime style (default: EmotionDetector and draw_faces).
+        build: job -> (process, draw, close), `process` as `run_frame_loop` takes it (default: the
+            runtime style's `EmotionDetector.stream` and draw_faces, or the seed style's loop).
         clock: seconds.
     """
     try:
@@ -187,7 +206,8 @@ def measure_pipeline(job: PipelineJob, open_source=None, build=None, clock: Cloc
 
 
 def build_runtime(job: PipelineJob):
-    """The runtime's own loop: EmotionDetector (detect, track, crop, one model call) and draw_faces."""
+    """The runtime's own loop, `EmotionDetector.stream` (detect, track, crop, one model call,
+    smooth), and draw_faces."""
     from edge_runtime.api import EmotionDetector
     from edge_runtime.detectors import DetectorSettings
     from edge_runtime.draw import draw_faces
@@ -197,9 +217,9 @@ def build_runtime(job: PipelineJob):
     detector = EmotionDetector(model=job.model, backend=job.backend, threads=job.threads, detector=settings,
                                detect_every=job.detect_every)
 
-    def process(frame):
-        faces = detector.detect(frame)
-        return faces, detector.last_timings
+    def process(frames):
+        for result in detector.stream(frames):
+            yield result.faces, result.timings
 
     return process, draw_faces, detector.close
 
@@ -209,4 +229,9 @@ def build_seed_style(job: PipelineJob):
     from benchmarks.seed_loop import SeedLoop
 
     loop = SeedLoop.load(job.model, threads=job.threads)
-    return loop.process, loop.draw, loop.close
+
+    def process(frames):
+        for frame in frames:
+            yield loop.process(frame)
+
+    return process, loop.draw, loop.close

@@ -60,17 +60,17 @@ class SceneConfig:
 
 
 def open_detector(model: Path | None, config: SceneConfig, detector: str):
-    """The runtime pipeline as `edge-run` builds it, but without smoothing: consecutive scene
-    frames hold different people, and averaging one with the next would blur the score. A
-    benchmark never downloads: a detector whose file is neither passed nor cached fails its row."""
+    """The runtime pipeline as `edge-run` builds it; each scene frame goes to `detect`, which
+    carries nothing from one frame to the next (consecutive scene frames hold different people,
+    and averaging one with the next would blur the score). A benchmark never downloads: a
+    detector whose file is neither passed nor cached fails its row."""
     from benchmarks.pipeline_suite import detector_file
     from edge_runtime.api import EmotionDetector
     from edge_runtime.detectors import DetectorSettings
 
     model_file, _ = detector_file(detector, config.detector_model)  # a missing file fails below, with its reason
     settings = DetectorSettings(name=detector, model=model_file or None, detect_scale=config.detect_scale, download=False)
-    return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detector=settings,
-                           detect_every=1, smooth=0.0, min_confidence=0.0)
+    return EmotionDetector(model=model, backend=config.backend, threads=config.threads, detector=settings, min_confidence=0.0)
 
 
 class VideoOut:
@@ -130,7 +130,7 @@ def _score_model(model, detector_name: str, config: SceneConfig, frames, split, 
             # The crops go through the model as the detector's faces do (flip averaging included),
             # so the gap between the two accuracies is the detector's alone.
             def predict_crops(faces):
-                return detector.backend.predict_faces(faces, detector.flip_average)
+                return detector.backend.predict_faces(faces, detector.settings.flip_average)
 
             figures["crop_accuracy"] = crop_accuracy(predict_crops, split, all_indices)
             figures["crop_accuracy_detected"] = crop_accuracy(predict_crops, split, score.detected_face_indices)

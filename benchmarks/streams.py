@@ -49,26 +49,28 @@ class PerSource:
     def __init__(self, detector) -> None:
         self.detector = detector
 
-    def detect_many(self, frames):
-        return [self.detector.detect_many([frame])[0] for frame in frames]
+    def _track(self, frames, whole=False):
+        return [self.detector._track([frame], whole)[0] for frame in frames]
 
     def __getattr__(self, name):
         return getattr(self.detector, name)
 
 
 def run_streams(config: StreamsConfig, log=lambda line: None) -> dict:
+    from edge_runtime.detectors import DetectorSettings
     from edge_runtime.runner import RunConfig, build_detector, run_many
+    from edge_runtime.settings import ModelSettings, PipelineSettings
 
     work = Path(tempfile.mkdtemp(prefix="edge-bench-streams-"))
     try:
         videos = _write_sources(config, work, log)
-        base = RunConfig(source=str(videos[0]), model=config.model, backend=config.backend, threads=config.threads,
-                         detector=config.detector, detector_model=config.detector_model, detect_every=config.detect_every,
-                         display=False, realtime=True)
+        base = RunConfig(source=str(videos[0]), model=ModelSettings(config.model, config.backend, config.threads),
+                         detector=DetectorSettings(name=config.detector, model=config.detector_model),
+                         pipeline=PipelineSettings(detect_every=config.detect_every), display=False, realtime=True)
         rows, kept = [], 0
         with build_detector(base) as detector:
             for count in range(1, config.max_sources + 1):
-                # One source too goes through the multi-source loop: a reader thread, `detect_many`.
+                # One source too goes through the multi-source loop: a reader thread, `EmotionDetector._track`.
                 summary = run_many(_sources(base, videos[:count]), detector=detector)
                 offered = summary.frames + summary.dropped
                 share = summary.dropped / offered if offered else 1.0

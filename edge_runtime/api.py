@@ -1,17 +1,20 @@
-"""The embedding API: frames in, labelled faces out.
+"""The embedding API: images and videos in, labelled faces out.
 
-    from edge_runtime.api import EmotionDetector
+    from edge_runtime import EmotionDetector
 
-    with EmotionDetector() as detector:          # the bundled model, first installed runtime
-        for face in detector.detect(frame):      # a BGR, gray or BGRA numpy image
-            print(face.track_id, face.box, face.label, face.confidence)
+    with EmotionDetector() as model:                 # the bundled model, first installed runtime
+        for face in model.detect(image):             # one photo: a BGR, gray or BGRA numpy image
+            print(face.box, face.label, face.confidence)
+        for result in model.stream("clip.mp4"):     # a video, camera, URL, or any iterable of frames
+            print(result.index, [(face.track_id, face.label) for face in result.faces])
 
-Per frame: face detection (YuNet or the Haar cascade, on a downscaled copy, every
-`detect_every` frames), IoU tracking, one crop per face mapped onto the model's framing by the
-detector's measured crop mapping, one model call for all faces, and per-track smoothing of the
+`detect` takes one image that stands alone: nothing carries over from earlier calls, and an
+already-cropped face (a 48x48 FER-2013 file) is classified whole. `stream` is the one loop over
+frames: face detection (YuNet or the Haar cascade, on a downscaled copy, every `detect_every`
+frames), IoU tracking, one crop per face mapped onto the model's framing by the detector's
+measured crop mapping, one model call for all faces, and per-track smoothing of the
 probabilities. A track ends at a shot cut and when its face stops looking like itself, so one
-person's smoothed past never carries onto the next. `photo=True` treats every frame as an unrelated photo: no tracking or smoothing
-across frames.
+person's smoothed past never carries onto the next.
 """
 
 from __future__ import annotations
@@ -27,23 +30,14 @@ import numpy as np
 
 from edge_runtime.backends import Backend, load_backend
 from edge_runtime.default_model import resolve_model
-from edge_runtime.detectors import (
-    ChosenDetector,
-    CropMapping,
-    Detection,
-    DetectorSettings,
-    as_detection,
-    get_detector_info,
-    load_detector,
-)
+from edge_runtime.detectors import ChosenDetector, CropMapping, Detection, DetectorSettings, as_detection, load_detector
 from edge_runtime.detectors.base import photo_scale
-from edge_runtime.limits import CROP_MARGIN, DETECT_EVERY, MIN_CONFIDENCE, SMOOTH
+from edge_runtime.frame_source import FrameIterable, FrameSource
 from edge_runtime.preprocess import face_to_gray48, gray48_to_input
-from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD, CutDetector
-from edge_runtime.tracker import DEFAULT_MIN_LIKENESS, IoUTracker, signature
+from edge_runtime.settings import ModelSettings, PipelineSettings
+from edge_runtime.shot_cuts import CutDetector
+from edge_runtime.tracker import IoUTracker, signature
 
-DEFAULT_SMOOTH = 0.5
-DEFAULT_MIN_CONFIDENCE = 0.4
 # A photo at most this many times the model's input side is taken as an already-cropped face.
 WHOLE_FACE_MAX_FACTOR = 2
 
@@ -54,8 +48,8 @@ class Face:
 
     Attributes:
         box: (x, y, w, h) of the detection in source pixels (before the crop mapping).
-        track_id: id that stays with the face from frame to frame (from 1; in photo mode,
-            the face's number in its photo).
+        track_id: id that stays with the face from frame to frame of a `stream` (from 1;
+            from `detect`, the face's number in its image).
         label: the most probable label after smoothing; None when the model's output for
             this face was not finite (NaN or infinite), which says nothing about the face.
         confidence: its smoothed probability (NaN when `label` is None).
@@ -90,12 +84,6 @@ class SourceState:
         self.frame_shape: tuple[int, int] | None = None
         self.detections: dict[int, Detection] = {}  # track id -> its last detection, for frames not detected on
 
-    def reset(self, restart_ids: bool = False) -> None:
-        self.tracker.reset(restart_ids)
-        self.cuts.reset()
-        self.frame_index = 0
-        self.frame_shape = None
-
 
 def check_frame(frame: object) -> np.ndarray:
     """Returns `frame` if it is an image the pipeline takes (HxW, HxWx1, HxWx3 or HxWx4).
@@ -111,46 +99,29 @@ def check_frame(frame: object) -> np.ndarray:
 
 
 class EmotionDetector:
-    """Finds faces in frames and classifies their expression.
+    """Finds faces in images and videos and classifies their expression.
 
     Args:
-        model: model file (.onnx, .tflite, .keras); None for the bundled model.
-        backend: "onnx", "tflite", "keras" or "auto" (by the file's suffix; without `model`,
-            the first installed runtime among onnx, tflite, keras).
-        threads: inference threads (None: the runtime's default).
+        model, backend, threads: the model file (None: the bundled model), its runtime and
+            inference threads, as `ModelSettings.path`, `.backend` and `.threads` describe them.
         detector: "auto" (YuNet where its file is cached or can be fetched, else Haar),
             "yunet", "haar", a `DetectorSettings`, or any object with
             `.detect(frame) -> list of Detection or (x, y, w, h)`.
-        detect_every: run the detector every N frames; in between, the faces found last keep
-            their boxes (a face moves little in a few frames at webcam rates) and are
-            classified again, so labels stay live at a fraction of the detection cost.
-        smooth: weight of the past in the per-track moving average of probabilities, [0, 1).
-        min_confidence: faces whose top probability is below this are marked uncertain.
-        crop_margin: extra fraction of the crop's side added on every side (negative
-            shrinks); None takes the model's metadata `input.crop_margin` (0 for the bundled
-            model, whose framing the detector's crop mapping already matches).
-        flip_average: average each face's probabilities with its mirror image's (see
-            `Backend.predict`); on by default: more accurate for one more model run per face
-            in the same batch (docs/edge-run.md, "Speed and accuracy").
-        photo: every frame is an unrelated photo: no tracks or smoothing carry over.
-        cut_threshold: a frame whose brightness pattern changes this much from the one
-            before (mean change, 0-255, exposure aside; see `edge_runtime.shot_cuts`) is a shot
-            cut and ends every track; 0: off.
-        min_likeness: a track whose new crop looks less like its previous one than this (see
-            `edge_runtime.tracker.likeness`) ends, and the face starts a new track; 0: off.
-        verify_model: check the model file against the checksum in its metadata (see
-            `edge_runtime.integrity`); False for a model edited on purpose.
-        detect_scale, min_size, scale_factor, min_neighbors, cascade: shortcuts for the
-            same `DetectorSettings` fields (None: the detector's default).
+        settings: the pipeline's settings (`PipelineSettings`: detect_every, smooth,
+            min_confidence, crop_margin, flip_average, cut_threshold, min_likeness).
+        verify_model: `ModelSettings.verify`.
+        **pipeline: `PipelineSettings` fields that override `settings` (`smooth=0.0`).
 
     Attributes:
+        face_detector: the face detector object (its `.detect(frame)` finds boxes only).
         detector_name: the detector actually used ("yunet", "haar", or the custom class name).
         detector_note: under `auto`, why the first choice was not used ("" when it was).
+        settings: the `PipelineSettings` in use.
 
     Raises:
         BackendError: the model cannot be loaded (the message names the file and the fix).
         DetectorError: the detector, its file or a detector setting is invalid.
-        ValueError: another setting is out of range.
+        ValueError: a pipeline setting is out of range, naming it.
     """
 
     def __init__(
@@ -159,53 +130,33 @@ class EmotionDetector:
         backend: str = "auto",
         threads: int | None = None,
         detector: str | DetectorSettings | object = "auto",
-        detect_every: int = 1,
-        smooth: float = DEFAULT_SMOOTH,
-        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-        crop_margin: float | None = None,
-        flip_average: bool = True,
-        photo: bool = False,
-        detect_scale: float | None = None,
-        min_size: int | None = None,
-        scale_factor: float | None = None,
-        min_neighbors: int | None = None,
-        cascade: str | os.PathLike | None = None,
+        settings: PipelineSettings | None = None,
+        *,
         verify_model: bool = True,
-        cut_threshold: float = DEFAULT_CUT_THRESHOLD,
-        min_likeness: float = DEFAULT_MIN_LIKENESS,
+        **pipeline,
     ) -> None:
-        # The bounds of the `edge-run` options.
-        bounded = {"detect_every": (detect_every, DETECT_EVERY), "smooth": (smooth, SMOOTH),
-                   "min_confidence": (min_confidence, MIN_CONFIDENCE), "crop_margin": (crop_margin, CROP_MARGIN)}
-        for name, (value, bound) in bounded.items():
-            problem = bound.problem(name, value) if value is not None else ""
-            if problem:
-                raise ValueError(problem)
-        self._state_settings = (0.0 if photo else smooth, min_likeness, cut_threshold)
-        self.state = SourceState(*self._state_settings)  # the source `detect` is called on
-        self._states: dict[object, SourceState] = {}  # more sources, for `detect_many`
-        shortcuts = dict(detect_scale=detect_scale, min_size=min_size, scale_factor=scale_factor, min_neighbors=min_neighbors,
-                         cascade=cascade)
-        self.chosen = _choose_detector(detector, {k: v for k, v in shortcuts.items() if v is not None})
-        self.detector = self.chosen.detector
+        self.settings = dataclasses.replace(settings or PipelineSettings(), **pipeline)
+        self._states: dict[object, SourceState] = {}  # source key -> what carries over between its frames
+        self.chosen = _choose_detector(detector)
+        self.face_detector = self.chosen.detector
         self.backend: Backend = load_model(model, backend, threads, verify_model)
         self.labels = tuple(self.backend.labels)
         self.spec = self.backend.metadata.input
-        self.crop_margin = float(self.spec.crop_margin if crop_margin is None else crop_margin)
-        self.detect_every = int(detect_every)
-        self.min_confidence = float(min_confidence)
-        self.flip_average = bool(flip_average)
-        self.photo = bool(photo)
+        self.crop_margin = float(self.spec.crop_margin if self.settings.crop_margin is None else self.settings.crop_margin)
         self.last_timings: dict[str, float] = {"detect": 0.0, "preprocess": 0.0, "infer": 0.0}
 
-    @property
-    def tracker(self) -> IoUTracker:
-        """The tracks of the source `detect` is called on."""
-        return self.state.tracker
+    @classmethod
+    def from_settings(cls, model: ModelSettings, detector: DetectorSettings, pipeline: PipelineSettings) -> EmotionDetector:
+        """The detector the three stage settings describe (as `edge-run` builds it)."""
+        return cls(model.path, model.backend, model.threads, detector, pipeline, verify_model=model.verify)
 
     @property
-    def frame_index(self) -> int:
-        return self.state.frame_index
+    def tracker(self) -> IoUTracker | None:
+        """The tracks of the source `stream` runs on (None before it starts)."""
+        from edge_runtime.stream import STREAM_KEY  # here: edge_runtime.stream imports this module (for Face)
+
+        state = self._states.get(STREAM_KEY)
+        return state.tracker if state is not None else None
 
     @property
     def model_path(self) -> Path:
@@ -224,41 +175,127 @@ class EmotionDetector:
         """How detector boxes become model crops (the detector's measured mapping)."""
         return self.chosen.crop
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
-        """Faces in one frame, left to right; call it on consecutive frames of one source.
+    def detect(self, image: np.ndarray, whole: bool | None = None) -> list[Face]:
+        """Faces in one image, left to right; the image stands alone: nothing carries over from
+        earlier calls (track ids count from 1, no smoothing). For frames of a video, use `stream`.
 
         Args:
-            frame: BGR, BGRA or grayscale uint8 image of any size.
+            image: BGR, BGRA or grayscale uint8 image of any size.
+            whole: classify the whole image as one face (True), search it for faces (False), or
+                decide by its size (None): an already-cropped face (see `is_face_crop`) is
+                classified whole.
 
         Raises:
-            ValueError: for something that is not an image.
+            ValueError: for something that is not an image, or one too small to hold a face
+                (see `photo_problem`).
         """
-        return self._detect(check_frame(frame), self.photo)
+        image = check_frame(image)
+        problem = self.photo_problem(image)
+        if problem:
+            raise ValueError(f"image: {problem}")
+        whole = self.is_face_crop(image) if whole is None else whole
+        return self._step([(self._new_state(), image)], photo=True, whole=whole)[0]
 
-    def _detect(self, frame: np.ndarray, photo: bool) -> list[Face]:
-        started = time.perf_counter()
-        tracked, grays, detect_seconds = self._find(self.state, frame, photo)
-        return self._classify(grays, tracked, detect_seconds, time.perf_counter() - started - detect_seconds, self.state)
-
-    def detect_many(self, frames: list[tuple[object, np.ndarray]]) -> list[list[Face]]:
-        """Faces in one frame of each of several sources, all classified in one model call.
+    def stream(self, source, *, whole_image: bool = False, annotate: bool = False, overlay: str = "bars",
+               loop: bool = False) -> Iterator:
+        """Runs the pipeline on every frame of a source, one `edge_runtime.stream.FrameResult`
+        (frame number, time, source name, faces, optionally the drawn frame) per frame; faces
+        keep their track ids and smoothed labels from frame to frame.
 
         Args:
-            frames: (source key, frame) pairs, at most one per source; each source keeps its
-                own tracks from call to call (keys are any hashable, such as the source's name).
+            source: what `edge-run --source` takes (a video file, an image, a folder of images,
+                a webcam index, a stream URL, "demo"), opened here and closed when the loop
+                ends or is left; an open `FrameSource`, which the caller closes; or any
+                iterable of numpy frames (a capture loop of your own), timed as a live source.
+            whole_image: classify every frame as one face, without detection.
+            annotate: also return each frame with the faces drawn (`overlay`: bars, labels, none).
+            loop: play a video file again from the start at its end.
+
+        Raises:
+            SourceError: the source cannot be opened (one line naming it).
+            ValueError: `source` is one image (use `detect`), or a frame is not an image.
+        """
+        from edge_runtime.sources import open_source
+        from edge_runtime.stream import stream_frames
+
+        if isinstance(source, np.ndarray):
+            raise ValueError(f"source is one numpy image of shape {source.shape}; use detect(image), or pass a list of frames")
+        opened = isinstance(source, (str, int, os.PathLike))
+        if opened:
+            frames = open_source(os.fspath(source) if isinstance(source, os.PathLike) else source, loop=loop)
+        else:
+            frames = source if isinstance(source, FrameSource) else FrameIterable(source)
+        self.reset()
+        try:
+            yield from stream_frames(self, frames, whole_image=whole_image, annotate=annotate, overlay=overlay)
+        finally:
+            if opened:
+                frames.close()
+
+    def is_face_crop(self, image: np.ndarray) -> bool:
+        """True for an image from the model input's size to barely larger: an already-cropped
+        face (a FER-2013 file is 48x48), which a detector cannot find a face in."""
+        return self.spec.size <= min(image.shape[:2]) and max(image.shape[:2]) <= WHOLE_FACE_MAX_FACTOR * self.spec.size
+
+    def photo_problem(self, image: np.ndarray) -> str:
+        """Why a photo cannot hold a face, as one phrase; "" when it can.
+
+        A photo smaller than the model's input on both sides (a 1x1 PNG, a thumbnail) would
+        only be stretched into a face that is not there.
+        """
+        height, width = image.shape[:2]
+        if max(height, width) < self.spec.size:
+            return f"{width}x{height} px is too small to hold a face (the model reads {self.spec.size}x{self.spec.size})"
+        return ""
+
+    def crop_box(self, box) -> tuple[int, int, int, int]:
+        """The (x, y, w, h) region the model reads for a detector box, before any eye levelling."""
+        return self.crop.box(box, self.crop_margin)
+
+    def reset(self) -> None:
+        """Forgets every source's tracks and frame count, so the next faces are numbered from 1
+        (`stream` starts with it)."""
+        self._states.clear()
+
+    def close(self) -> None:
+        """Releases the model's runtime."""
+        self.backend.close()
+
+    def __enter__(self) -> EmotionDetector:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the per-frame step behind `detect`, `stream` and several sources at once ------------
+
+    def _new_state(self, detect_offset: int = 0) -> SourceState:
+        settings = self.settings
+        return SourceState(settings.smooth, settings.min_likeness, settings.cut_threshold, detect_offset)
+
+    def _track(self, frames: list[tuple[object, np.ndarray]], whole: bool = False) -> list[list[Face]]:
+        """Faces in the next frame of each of several sources, all classified in one model call;
+        each source (any hashable key, such as its name) keeps its own tracks from call to call.
 
         Returns:
             The faces of each frame, in the order given.
         """
-        started = time.perf_counter()
-        found, detect_seconds = [], 0.0
+        items = []
         for key, frame in frames:
             if key not in self._states:
                 # Sources detect on different steps (with detect_every 3: the first on steps 0, 3, ...,
                 # the second on 1, 4, ...), so no step carries every source's detection at once.
-                self._states[key] = SourceState(*self._state_settings, detect_offset=len(self._states) % self.detect_every)
-            state = self._states[key]
-            tracked, grays, seconds = self._find(state, check_frame(frame), False)
+                self._states[key] = self._new_state(detect_offset=len(self._states) % self.settings.detect_every)
+            items.append((self._states[key], check_frame(frame)))
+        return self._step(items, photo=False, whole=whole)
+
+    def _step(self, frames: list[tuple[SourceState, np.ndarray]], photo: bool, whole: bool) -> list[list[Face]]:
+        """Detection (or whole-image faces), tracking and crops of each (source state, frame),
+        then one model call for the faces of all; records the stage times."""
+        started = time.perf_counter()
+        found, detect_seconds = [], 0.0
+        for state, frame in frames:
+            tracked, grays, seconds = self._whole(state, frame) if whole else self._find(state, frame, photo)
             found.append((state, tracked, grays))
             detect_seconds += seconds
         crop_seconds = time.perf_counter() - started - detect_seconds
@@ -271,9 +308,11 @@ class EmotionDetector:
             offset += len(source_grays)
         return faces
 
-    def forget(self, key: object) -> None:
-        """Drops the tracks `detect_many` keeps for a source (it ended, or restarts)."""
-        self._states.pop(key, None)
+    def _whole(self, state: SourceState, frame: np.ndarray) -> tuple[list, list[np.ndarray], float]:
+        """The whole frame as one face, track 1 (an already-cropped face needs no detector)."""
+        height, width = frame.shape[:2]
+        state.frame_index += 1
+        return [(1, Detection((0, 0, int(width), int(height)), score=None))], [face_to_gray48(frame, self.spec.size)], 0.0
 
     def _find(self, state: SourceState, frame: np.ndarray, photo: bool) -> tuple[list, list[np.ndarray], float]:
         """Detection (or the boxes of the last one), tracking and crops of one frame of a source:
@@ -291,12 +330,12 @@ class EmotionDetector:
             state.tracker.reset()
             due = True
         else:
-            due = (state.frame_index + state.detect_offset) % self.detect_every == 0
+            due = (state.frame_index + state.detect_offset) % self.settings.detect_every == 0
         if due:
             if photo and self.chosen.photo_side:
-                found = self.detector.detect(frame, photo_scale(shape, self.chosen.photo_side))
+                found = self.face_detector.detect(frame, photo_scale(shape, self.chosen.photo_side))
             else:
-                found = self.detector.detect(frame)
+                found = self.face_detector.detect(frame)
             detections = [as_detection(box) for box in found]
             track_ids = state.tracker.assign([d.box for d in detections])
             state.detections = dict(zip(track_ids, detections))
@@ -321,94 +360,6 @@ class EmotionDetector:
             state.detections[confirmed] = state.detections.pop(track_id, detection)
         return confirmed, detection
 
-    def stream(self, source, *, whole_image: bool = False, annotate: bool = False, overlay: str = "bars",
-               loop: bool = False) -> Iterator:
-        """Runs the pipeline on every frame of a source, one `edge_runtime.stream.FrameResult`
-        (frame number, time, source name, faces, optionally the drawn frame) per frame.
-
-        Args:
-            source: what `edge-run --source` takes (a video file, an image, a folder of images,
-                a webcam index, a stream URL, "demo"), opened here and closed when the loop
-                ends or is left; or an open `FrameSource`, which the caller closes.
-            whole_image: classify every frame as one face, without detection.
-            annotate: also return each frame with the faces drawn (`overlay`: bars, labels, none).
-            loop: play a video file again from the start at its end.
-
-        Raises:
-            SourceError: the source cannot be opened (one line naming it).
-        """
-        from edge_runtime.sources import open_source
-        from edge_runtime.stream import stream_frames
-
-        opened = isinstance(source, (str, int, os.PathLike))
-        frames = open_source(os.fspath(source) if isinstance(source, os.PathLike) else source, loop=loop) if opened else source
-        self.reset()
-        try:
-            yield from stream_frames(self, frames, whole_image=whole_image, annotate=annotate, overlay=overlay)
-        finally:
-            if opened:
-                frames.close()
-
-    def is_face_crop(self, image: np.ndarray) -> bool:
-        """True for an image from the model input's size to barely larger: an already-cropped
-        face (a FER-2013 file is 48x48), which a detector cannot find a face in."""
-        return self.spec.size <= min(image.shape[:2]) and max(image.shape[:2]) <= WHOLE_FACE_MAX_FACTOR * self.spec.size
-
-    def photo_problem(self, image: np.ndarray) -> str:
-        """Why a photo cannot hold a face, as one phrase; "" when it can.
-
-        A photo smaller than the model's input on both sides (a 1x1 PNG, a thumbnail) would
-        only be stretched into a face that is not there.
-        """
-        height, width = image.shape[:2]
-        if max(height, width) < self.spec.size:
-            return f"{width}x{height} px is too small to hold a face (the model reads {self.spec.size}x{self.spec.size})"
-        return ""
-
-    def detect_photo(self, image: np.ndarray, whole: bool = False) -> list[Face]:
-        """Faces in one photo, which stands alone: nothing carries over from earlier frames.
-
-        An already-cropped face (see `is_face_crop`), or any image with `whole=True`, is
-        classified as one face spanning the image.
-
-        Raises:
-            ValueError: for something that is not an image, or one too small to hold a face
-                (see `photo_problem`).
-        """
-        image = check_frame(image)
-        problem = self.photo_problem(image)
-        if problem:
-            raise ValueError(f"image: {problem}")
-        if whole or self.is_face_crop(image):
-            self.reset(restart_ids=True)
-            return self.classify_whole(image)
-        return self._detect(image, photo=True)  # which forgets the tracks itself
-
-    def classify_whole(self, image: np.ndarray) -> list[Face]:
-        """Classifies a whole image as one face (an already-cropped face, such as a FER-2013 file).
-
-        Raises:
-            ValueError: for something that is not an image.
-        """
-        image = check_frame(image)
-        height, width = image.shape[:2]
-        started = time.perf_counter()
-        gray = face_to_gray48(image, self.spec.size)
-        faces = self._classify([gray], [(1, Detection((0, 0, int(width), int(height)), score=None))], 0.0, time.perf_counter() - started,
-                               self.state)
-        self.state.frame_index += 1
-        return faces
-
-    def crop_box(self, box) -> tuple[int, int, int, int]:
-        """The (x, y, w, h) region the model reads for a detector box, before any eye levelling."""
-        return self.crop.box(box, self.crop_margin)
-
-    def _classify(self, grays: list[np.ndarray], tracked: list, detect_seconds: float, crop_seconds: float,
-                  state: SourceState) -> list[Face]:
-        """The faces of one source's frame from their grayscale crops, in one model call."""
-        probabilities = self._predict(grays, detect_seconds, crop_seconds)
-        return [self._face(tid, detection, probs, state) for (tid, detection), probs in zip(tracked, probabilities)]
-
     def _predict(self, grays: list[np.ndarray], detect_seconds: float, crop_seconds: float) -> np.ndarray:
         """Probabilities of grayscale crops (`face_to_gray48`, the first half of the one
         preprocessing function) in one model call; records the stage times (`crop_seconds`
@@ -417,7 +368,7 @@ class EmotionDetector:
         size = self.spec.size
         batch = gray48_to_input(np.stack(grays) if grays else np.zeros((0, size, size), np.uint8), self.spec)
         after_preprocess = time.perf_counter()
-        probabilities = self.backend.predict(batch, self.flip_average)
+        probabilities = self.backend.predict(batch, self.settings.flip_average)
         after_infer = time.perf_counter()
         self.last_timings = {
             "detect": detect_seconds,
@@ -427,64 +378,37 @@ class EmotionDetector:
         return probabilities
 
     def _face(self, track_id: int, detection, probabilities: np.ndarray, state: SourceState) -> Face:
-        if not np.all(np.isfinite(probabilities)):
+        if np.all(np.isfinite(probabilities)):
+            probabilities = state.tracker.smooth(track_id, probabilities)
+            best = int(np.argmax(probabilities))
+            label, confidence = self.labels[best], float(probabilities[best])
+        else:
             # A float model that overflows on one crop, or a broken export: no label rather
             # than argmax's pick among NaNs, and the track's average is left as it was, since
             # one NaN folded into it would stay there for the rest of the track.
-            return Face(
-                box=tuple(int(v) for v in detection.box),
-                track_id=track_id,
-                label=None,
-                confidence=float("nan"),
-                probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
-                uncertain=True,
-                score=None if detection.score is None else float(detection.score),
-                landmarks=detection.landmarks,
-            )
-        smoothed = state.tracker.smooth(track_id, probabilities)
-        best = int(np.argmax(smoothed))
-        confidence = float(smoothed[best])
+            label, confidence = None, float("nan")
         return Face(
             box=tuple(int(v) for v in detection.box),
             track_id=track_id,
-            label=self.labels[best],
+            label=label,
             confidence=confidence,
-            probabilities={label: float(p) for label, p in zip(self.labels, smoothed)},
-            uncertain=confidence < self.min_confidence,
+            probabilities={name: float(p) for name, p in zip(self.labels, probabilities)},
+            uncertain=label is None or confidence < self.settings.min_confidence,
             score=None if detection.score is None else float(detection.score),
             landmarks=detection.landmarks,
         )
 
-    def reset(self, restart_ids: bool = False) -> None:
-        """Forgets tracks and the frame count (call it before frames of another source).
 
-        Args:
-            restart_ids: number the next faces from 1 again (see `IoUTracker.reset`).
-        """
-        self.state.reset(restart_ids)
-        self._states.clear()
-
-    def close(self) -> None:
-        """Releases the model's runtime."""
-        self.backend.close()
-
-    def __enter__(self) -> EmotionDetector:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _choose_detector(detector, overrides: dict) -> ChosenDetector:
-    """The detector `EmotionDetector(detector=...)` names, with its settings overridden."""
+def _choose_detector(detector) -> ChosenDetector:
+    """The detector `EmotionDetector(detector=...)` names."""
     if isinstance(detector, str):
-        return load_detector(DetectorSettings(name=detector, **overrides))
+        return load_detector(DetectorSettings(name=detector))
     if isinstance(detector, DetectorSettings):
-        return load_detector(dataclasses.replace(detector, **overrides))
+        return load_detector(detector)
     if not hasattr(detector, "detect"):
         raise ValueError(f"detector {detector!r}: expected 'auto', a detector name, DetectorSettings or an object with .detect(frame)")
-    # A custom detector's boxes are taken as they are (the Haar mapping: the box is the crop).
-    return ChosenDetector(detector, get_detector_info("haar"), CropMapping(), "", custom_name=type(detector).__name__)
+    # A custom detector's boxes are taken as they are: the box is the crop.
+    return ChosenDetector(detector, None, CropMapping(), "", custom_name=type(detector).__name__)
 
 
 def load_model(

@@ -15,12 +15,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH
 from edge_runtime.backends import BackendError
 from edge_runtime.choices import BackendChoice, DetectorChoice, choice_enum
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples
 from edge_runtime.default_model import DefaultModelError
 from edge_runtime.detectors import DetectorError, DetectorSettings, fetch_all
+from edge_runtime.detectors.table import defaults_text
 from edge_runtime.display import DisplayError
 from edge_runtime.draw import OVERLAYS
 from edge_runtime.formats import BACKEND_NAMES
@@ -52,10 +52,9 @@ from edge_runtime.outputs import OutputError
 from edge_runtime.rotation import DEFAULT_KEEP, Rotation, parse_duration, parse_size, rotation_for
 from edge_runtime.runner import RunConfig, RunSummary, run
 from edge_runtime.serve import ServeError, is_loopback, parse_address
-from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
+from edge_runtime.settings import ModelSettings, PipelineSettings
 from edge_runtime.sources import DEFAULT_MAX_REOPEN, DEFAULT_STALL_TIMEOUT_S, SourceError
 from edge_runtime.stopping import SIGNAL_NAMES, Stopped, stop_signals
-from edge_runtime.tracker import DEFAULT_MIN_LIKENESS
 from edge_runtime.video_job.job import DEFAULT_CHUNK_MINUTES, JobSettings, run_job
 from edge_runtime.video_job.progress import JobProgress
 
@@ -146,27 +145,33 @@ def main(
     ] = False,
     score_threshold: Annotated[
         Optional[float],
-        typer.Option(min=SCORE_THRESHOLD.low, max=SCORE_THRESHOLD.high, help="Least YuNet face score (default: 0.5)."),
+        typer.Option(min=SCORE_THRESHOLD.low, max=SCORE_THRESHOLD.high,
+                     help=f"Least YuNet face score (default: {defaults_text('score_threshold')})."),
     ] = None,
     cascade: Annotated[
         Optional[Path], typer.Option(exists=True, dir_okay=False, help="Haar cascade XML (default: OpenCV's frontal face).")
     ] = None,
     scale_factor: Annotated[
-        float, typer.Option(min=HAAR_SCALE_FACTOR.low, max=HAAR_SCALE_FACTOR.high, help="Haar pyramid step; larger is faster.")
-    ] = DetectorSettings.scale_factor,
+        Optional[float],
+        typer.Option(min=HAAR_SCALE_FACTOR.low, max=HAAR_SCALE_FACTOR.high,
+                     help=f"Haar pyramid step; larger is faster (default: {defaults_text('scale_factor')})."),
+    ] = None,
     min_neighbors: Annotated[
-        int,
-        typer.Option(min=HAAR_MIN_NEIGHBORS.low, max=HAAR_MIN_NEIGHBORS.high, help="Haar hits a face needs; larger, fewer false faces."),
-    ] = DetectorSettings.min_neighbors,
+        Optional[int],
+        typer.Option(min=HAAR_MIN_NEIGHBORS.low, max=HAAR_MIN_NEIGHBORS.high,
+                     help=f"Haar hits a face needs; larger, fewer false faces (default: {defaults_text('min_neighbors')})."),
+    ] = None,
     min_size: Annotated[
         Optional[int],
         typer.Option(
-            min=MIN_FACE_SIZE.low, max=MIN_FACE_SIZE.high, help="Smallest face side, in source pixels (default: haar 60, yunet 24)."
+            min=MIN_FACE_SIZE.low, max=MIN_FACE_SIZE.high,
+            help=f"Smallest face side, in source pixels (default: {defaults_text('min_size')}).",
         ),
     ] = None,
     detect_scale: Annotated[
         Optional[float],
-        typer.Option(min=DETECT_SCALE.low, max=DETECT_SCALE.high, help="Detect on a copy resized by this factor (default: 0.5)."),
+        typer.Option(min=DETECT_SCALE.low, max=DETECT_SCALE.high,
+                     help=f"Detect on a copy resized by this factor (default: {defaults_text('detect_scale')})."),
     ] = None,
     whole_image: Annotated[
         bool,
@@ -175,25 +180,25 @@ def main(
     detect_every: Annotated[
         int,
         typer.Option(min=DETECT_EVERY.low, max=DETECT_EVERY.high, help="Detect every N frames; faces keep their last boxes in between."),
-    ] = 1,
+    ] = PipelineSettings.detect_every,
     smooth: Annotated[
         float, typer.Option(min=SMOOTH.low, max=SMOOTH.high, help="Per-face probability smoothing (weight of the past; 0: off).")
-    ] = DEFAULT_SMOOTH,
+    ] = PipelineSettings.smooth,
     min_confidence: Annotated[
         float, typer.Option(min=MIN_CONFIDENCE.low, max=MIN_CONFIDENCE.high, help="Below this, a face is shown as uncertain.")
-    ] = DEFAULT_MIN_CONFIDENCE,
+    ] = PipelineSettings.min_confidence,
     cut_threshold: Annotated[
         float,
         typer.Option(min=CUT_THRESHOLD.low, max=CUT_THRESHOLD.high,
                      help="A frame whose brightness pattern changes this much from the one before (mean "
                      "change, 0-255, exposure aside) is a shot cut and ends every face track; 0: off."),
-    ] = DEFAULT_CUT_THRESHOLD,
+    ] = PipelineSettings.cut_threshold,
     min_likeness: Annotated[
         float,
         typer.Option(min=MIN_LIKENESS.low, max=MIN_LIKENESS.high,
                      help="A face whose crop looks less like its track's last crop than this "
                      "(correlation) starts a new track, so one person's label never carries onto the next; 0: off."),
-    ] = DEFAULT_MIN_LIKENESS,
+    ] = PipelineSettings.min_likeness,
     crop_margin: Annotated[
         Optional[float],
         typer.Option(
@@ -204,14 +209,14 @@ def main(
     flip_average: Annotated[
         bool,
         typer.Option("--flip-average/--no-flip-average", help="Average each face with its mirror image (more accurate, 2x inference)."),
-    ] = True,
+    ] = PipelineSettings.flip_average,
     verify_model: Annotated[
         bool,
         typer.Option(
             "--verify-model/--no-verify-model",
             help="Check the model file against the checksum in its metadata; turn off for a model edited on purpose.",
         ),
-    ] = True,
+    ] = ModelSettings.verify,
     no_display: Annotated[bool, typer.Option("--no-display", help="No window (headless).")] = False,
     jsonl: Annotated[
         Optional[Path],
@@ -312,29 +317,22 @@ def main(
     version: VersionOption = None,
 ) -> None:
     """Detect faces and classify their expression; a summary is printed at the end."""
+    try:
+        detector_settings = DetectorSettings(
+            name=detector.value, model=detector_model, cascade=cascade, detect_scale=detect_scale, min_size=min_size,
+            score_threshold=score_threshold, scale_factor=scale_factor, min_neighbors=min_neighbors,
+        )
+    except DetectorError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     config = RunConfig(
         source=(source or ["0"])[0],
         more_sources=tuple((source or [])[1:]),
-        model=model,
-        backend=backend.value,
-        threads=threads,
-        detector=detector.value,
-        detector_model=detector_model,
-        score_threshold=score_threshold,
+        model=ModelSettings(path=model, backend=backend.value, threads=threads, verify=verify_model),
+        detector=detector_settings,
+        pipeline=PipelineSettings(detect_every=detect_every, smooth=smooth, min_confidence=min_confidence, crop_margin=crop_margin,
+                                  flip_average=flip_average, cut_threshold=cut_threshold, min_likeness=min_likeness),
         whole_image=whole_image,
-        cascade=cascade,
-        scale_factor=scale_factor,
-        min_neighbors=min_neighbors,
-        min_size=min_size,
-        detect_scale=detect_scale,
-        detect_every=detect_every,
-        smooth=smooth,
-        min_confidence=min_confidence,
-        cut_threshold=cut_threshold,
-        min_likeness=min_likeness,
-        crop_margin=crop_margin,
-        flip_average=flip_average,
-        verify_model=verify_model,
         display=not no_display,
         jsonl=jsonl,
         csv=csv,

@@ -54,3 +54,20 @@ class FrameSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class FrameIterable(FrameSource):
+    """A caller's own frames (any iterable of numpy images, such as a picamera2 capture loop)
+    as a live source: no frame rate of its own, so its clock is the time since the first frame.
+    The iterable stays the caller's to close."""
+
+    is_live = True
+
+    def __init__(self, frames, name: str = "frames") -> None:
+        super().__init__(name)
+        self.frames = frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for frame in self.frames:
+            self.frames_read += 1
+            yield frame

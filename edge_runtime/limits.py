@@ -43,7 +43,7 @@ class Bound:
     """The values a numeric setting accepts, low to high inclusive.
 
     The `edge-run` options take `low` and `high` as their typer `min` and `max`; the Python API
-    (`DetectorSettings`, the detectors, `EmotionDetector`) checks the same bound with `problem`,
+    (`DetectorSettings`, the detectors, `PipelineSettings`) checks the same bound with `problem`,
     so no caller can pass what the CLI refuses.
     """
 

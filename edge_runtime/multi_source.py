@@ -4,9 +4,9 @@ A reader thread per source keeps that source's next frame in a slot: a camera, a
 file played `--realtime` keeps only its newest frame (a slow step drops, and counts, what it
 missed, as a camera would), a file played as fast as it decodes hands over every frame in order.
 Each step of the loop takes the frames that are ready, finds each source's faces with its own
-tracks, and classifies all of them in one model call (`EmotionDetector.detect_many`). A source
-that stalls is reopened by its own reader (`LiveSource`); one that ends or fails for good is
-reported while the others go on.
+tracks, and classifies all of them in one model call (`EmotionDetector._track`, the step behind
+`EmotionDetector.stream`). A source that stalls is reopened by its own reader (`LiveSource`);
+one that ends or fails for good is reported while the others go on.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def loop_many(config, detector, readers: list[SourceReader], changed: threading.
             ready = next_frames(readers, changed)
             if ready is None:
                 return "end of every source"
-            found = detector.detect_many([(item.reader.name, item.frame) for item in ready])
+            found = detector._track([(item.reader.name, item.frame) for item in ready])
             for stage, seconds in detector.last_timings.items():
                 summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
             for item, faces in zip(ready, found):

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_runtime.api import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, EmotionDetector
+from edge_runtime.api import EmotionDetector
 from edge_runtime.detectors import DetectorFallbackWarning, DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.frame_source import SourceError
@@ -21,7 +21,7 @@ from edge_runtime.output_paths import OutputError, check_folder_writable, refuse
 from edge_runtime.outputs import Outputs, face_record
 from edge_runtime.photos import AnnotatedImages
 from edge_runtime.rotation import Rotation
-from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
+from edge_runtime.settings import ModelSettings, PipelineSettings
 from edge_runtime.sources import (
     DEFAULT_MAX_REOPEN,
     DEFAULT_STALL_TIMEOUT_S,
@@ -31,7 +31,6 @@ from edge_runtime.sources import (
 )
 from edge_runtime.stopping import Stopped, finalising, signal_name
 from edge_runtime.stream import stream_frames
-from edge_runtime.tracker import DEFAULT_MIN_LIKENESS
 
 NO_FACE_HINT = (
     "for already-cropped faces use --whole-image; for small faces lower --min-size or raise --detect-scale; "
@@ -42,29 +41,14 @@ SKIPPED_NAMED = 5  # image files the summary names; a folder of thousands gets a
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything `edge-run` was asked to do (the CLI builds it from its options)."""
+    """Everything `edge-run` was asked to do (the CLI builds it from its options): one settings
+    object per stage of the pipeline (model, detector, pipeline), and what surrounds the loop."""
 
     source: str = "0"
-    model: Path | None = None
-    backend: str = "auto"
-    threads: int | None = None
-    detector: str = "auto"
-    detector_model: Path | None = None
-    score_threshold: float | None = None
+    model: ModelSettings = ModelSettings()
+    detector: DetectorSettings = DetectorSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     whole_image: bool = False
-    cascade: Path | None = None
-    scale_factor: float = DetectorSettings.scale_factor
-    min_neighbors: int = DetectorSettings.min_neighbors
-    min_size: int | None = None
-    detect_scale: float | None = None
-    detect_every: int = 1
-    smooth: float = DEFAULT_SMOOTH
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    cut_threshold: float = DEFAULT_CUT_THRESHOLD
-    min_likeness: float = DEFAULT_MIN_LIKENESS
-    crop_margin: float | None = None
-    flip_average: bool = True
-    verify_model: bool = True
     display: bool = True
     jsonl: Path | None = None
     csv: Path | None = None
@@ -82,18 +66,6 @@ class RunConfig:
     serve_token: str | None = None
     serve_fps: float = 15.0
     serve_max_clients: int = 8
-
-    def detector_settings(self) -> DetectorSettings:
-        return DetectorSettings(
-            name=self.detector,
-            model=self.detector_model,
-            cascade=self.cascade,
-            detect_scale=self.detect_scale,
-            min_size=self.min_size,
-            score_threshold=self.score_threshold,
-            scale_factor=self.scale_factor,
-            min_neighbors=self.min_neighbors,
-        )
 
 
 @dataclass
@@ -182,21 +154,8 @@ class RunSummary:
 
 
 def build_detector(config: RunConfig) -> EmotionDetector:
-    """The EmotionDetector a RunConfig describes (loads the model and the cascade)."""
-    return EmotionDetector(
-        model=config.model,
-        backend=config.backend,
-        threads=config.threads,
-        detector=config.detector_settings(),
-        detect_every=config.detect_every,
-        smooth=config.smooth,
-        min_confidence=config.min_confidence,
-        cut_threshold=config.cut_threshold,
-        min_likeness=config.min_likeness,
-        crop_margin=config.crop_margin,
-        flip_average=config.flip_average,
-        verify_model=config.verify_model,
-    )
+    """The EmotionDetector a RunConfig describes (loads the model and the face detector)."""
+    return EmotionDetector.from_settings(config.model, config.detector, config.pipeline)
 
 
 def run(config: RunConfig, detector: EmotionDetector | None = None, source: FrameSource | None = None) -> RunSummary:

@@ -22,6 +22,9 @@ from edge_runtime.frame_source import FrameSource
 from edge_runtime.outputs import to_bgr
 
 FPS_SMOOTHING = 0.9  # weight of the past in the drawn FPS, so the number is readable
+# The key of the one source a stream runs on, among the sources an EmotionDetector keeps tracks
+# for (`EmotionDetector._track`); no source name can equal it.
+STREAM_KEY = object()
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,9 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
                   overlay: str = "bars") -> Iterator[FrameResult]:
     """Runs `detector` (an `EmotionDetector`) on every frame of an open `source`.
 
-    A photo source classifies each photo alone (no tracks or smoothing from the one before);
-    `whole_image` classifies every frame as one face. The source is not closed here.
+    A photo source classifies each photo alone (`EmotionDetector.detect`: no tracks or
+    smoothing from the one before); other frames continue the source's tracks. `whole_image`
+    classifies every frame as one face. The source is not closed here.
     """
     media_fps = source.fps if not source.is_live else None
     shown_fps = None
@@ -75,12 +79,13 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
         previous = now
         whole = whole_image
         if source.is_photo:
-            faces = detector.detect_photo(frame, whole=whole_image)
-            whole = whole_image or detector.is_face_crop(frame)  # how detect_photo chose
+            # None lets the photo's size decide: an already-cropped face is classified whole.
+            faces = detector.detect(frame, whole=whole_image or None)
+            whole = whole_image or detector.is_face_crop(frame)  # as `detect` decided
             # Photos have no clock, and a name each.
             time_s, name = None, str(source.current)
         else:
-            faces = detector.classify_whole(frame) if whole_image else detector.detect(frame)
+            (faces,) = detector._track([(STREAM_KEY, frame)], whole=whole_image)
             # Files keep their own clock (frame / fps), so their records are the same on every run;
             # frames dropped to keep `--realtime` pace advance it too.
             time_s, name = ((index + source.dropped) / media_fps if media_fps else now - started), source.name

@@ -36,11 +36,12 @@ class FakeCapture:
 
 
 def fake_stages(clock: FakeClock, faces_per_frame: int = 2):
-    """process(): 10 ms detect, 1 ms preprocess, 3 ms infer; draw(): 0.5 ms."""
+    """process(): 10 ms detect, 1 ms preprocess, 3 ms infer per frame; draw(): 0.5 ms."""
 
-    def process(frame):
-        clock.advance(0.014)
-        return ["face"] * faces_per_frame, {"detect": 0.010, "preprocess": 0.001, "infer": 0.003}
+    def process(frames):
+        for _ in frames:
+            clock.advance(0.014)
+            yield ["face"] * faces_per_frame, {"detect": 0.010, "preprocess": 0.001, "infer": 0.003}
 
     def draw(frame, faces, fps):
         clock.advance(0.0005)
@@ -89,6 +90,37 @@ def test_measure_pipeline_with_injected_source_and_stages():
     assert row["frames"] == 7 and row["faces_per_frame"] == 1.0
     assert row["detect_scale"] == 0.5 and row["precision"] == "int8"
     assert capture.closed and closed == [True]
+
+
+def test_the_runtime_row_times_the_loop_edge_run_runs(monkeypatch):
+    """`edge-bench pipeline` times `EmotionDetector.stream` itself, not a loop of its own."""
+    from edge_runtime.api import EmotionDetector
+    from edge_runtime.default_model import installed_backends
+    from tests.conftest import FIXTURE_MODELS
+
+    if "onnx" not in installed_backends():
+        pytest.skip("needs onnxruntime")
+    streamed = []
+    original = EmotionDetector.stream
+
+    def stream(self, source, **options):
+        for result in original(self, source, **options):
+            streamed.append(result.index)
+            yield result
+
+    monkeypatch.setattr(EmotionDetector, "stream", stream)
+    frames = [face_frame()[0] for _ in range(4)]
+    job = PipelineJob("x", source="demo", model=str(FIXTURE_MODELS["onnx"]), backend="onnx", threads=1, warmup_frames=1)
+    row = measure_pipeline(job, open_source=lambda spec: FakeSource(frames))
+    assert row["status"] == OK and row["frames"] == 3
+    assert streamed == [0, 1, 2, 3]
+
+
+class FakeSource(list):
+    """Frames with the `close()` of a source."""
+
+    def close(self) -> None:
+        pass
 
 
 def test_a_source_that_cannot_open_is_a_failed_row():

@@ -3,6 +3,7 @@ cache and verified download (against a local HTTP server on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import os
 import socket
@@ -29,7 +30,7 @@ from edge_runtime.detectors import (
     load_detector,
     model_files,
 )
-from edge_runtime.detectors.table import YUNET_FILE
+from edge_runtime.detectors.table import YUNET_FILE, DetectorInfo
 from edge_runtime.detectors.yunet import YuNetDetector
 from tests.conftest import FIXTURE_MODELS, SHARED_YUNET
 
@@ -93,10 +94,62 @@ def mirror(monkeypatch):
 def test_table_rows_have_what_the_cli_and_auto_need():
     assert set(DETECTOR_NAMES) == {"haar", "yunet"}
     yunet = get_detector_info("yunet")
-    assert yunet.landmarks and yunet.model_file is YUNET_FILE and yunet.score_threshold is not None
+    assert yunet.landmarks and yunet.model_file is YUNET_FILE and yunet.options["score_threshold"] is not None
     assert YUNET_FILE.url.startswith("https://") and YUNET_FILE.sha256 in YUNET_FILE.sha256 and len(YUNET_FILE.sha256) == 64
     haar = get_detector_info("haar")
     assert haar.model_file is None and not haar.landmarks and haar.crop.scale == 1.0
+    assert set(haar.options) == {"cascade", "scale_factor", "min_neighbors"}
+
+
+class RowDetector:
+    """A detector of a row that is not in the shipped table: finds one box of its row's size."""
+
+    def __init__(self, side: int) -> None:
+        self.side = side
+
+    @classmethod
+    def from_settings(cls, row, settings):
+        return cls(row.value(settings, "side"))
+
+    def detect(self, frame):
+        return [(0, 0, self.side, self.side)]
+
+
+@dataclasses.dataclass(frozen=True)
+class SidedSettings(DetectorSettings):
+    """DetectorSettings with the fake row's own setting."""
+
+    side: int | None = None
+
+
+def fake_row(name: str, side: int) -> DetectorInfo:
+    haar = get_detector_info("haar")
+    return dataclasses.replace(haar, name=name, module=__name__, class_name="RowDetector", options={"side": side})
+
+
+def test_a_row_builds_its_own_detector_from_its_defaults_and_the_settings(monkeypatch):
+    import edge_runtime.detectors.table as table
+
+    rows = (*table.DETECTORS, fake_row("boxer", side=30))
+    monkeypatch.setattr(table, "DETECTORS", rows)
+    chosen = load_detector(SidedSettings(name="boxer"))
+    assert chosen.name == "boxer" and chosen.detector.detect(None) == [(0, 0, 30, 30)]
+    assert load_detector(SidedSettings(name="boxer", side=12)).detector.side == 12
+    # Its own setting is refused for another detector, and under auto it chooses its row.
+    with pytest.raises(DetectorError, match="^side is a boxer setting, not a haar one"):
+        SidedSettings(name="haar", side=12)
+    assert load_detector(SidedSettings(side=12)).name == "boxer"
+
+
+def test_the_haar_row_holds_the_cascade_defaults():
+    from edge_runtime.detectors.haar import HaarDetector
+
+    haar = get_detector_info("haar")
+    built = haar.build(DetectorSettings(name="haar"))
+    assert (built.scale_factor, built.min_neighbors, built.min_size) == (haar.options["scale_factor"], haar.options["min_neighbors"],
+                                                                         haar.min_size)
+    assert HaarDetector().scale_factor == haar.options["scale_factor"]
+    assert haar.build(DetectorSettings(name="haar", scale_factor=1.5, min_neighbors=2)).min_neighbors == 2
 
 
 def test_unknown_detector_names_the_choices():
@@ -290,9 +343,11 @@ def test_auto_with_a_cascade_means_haar_and_with_a_model_means_yunet(tmp_path):
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"name": "yunet", "cascade": "x.xml"}, "--cascade is a Haar cascade setting"),
-        ({"name": "haar", "model": "x.onnx"}, "--detector-model is a YuNet file"),
-        ({"cascade": "x.xml", "model": "x.onnx"}, "name two detectors; pass one"),
+        ({"name": "yunet", "cascade": "x.xml"}, "^cascade is a haar setting, not a yunet one; use it with detector haar"),
+        ({"name": "haar", "model": "x.onnx"}, "^model is a yunet setting, not a haar one; use it with detector yunet"),
+        ({"name": "yunet", "scale_factor": 1.3}, "^scale_factor is a haar setting"),
+        ({"name": "haar", "score_threshold": 0.7}, "^score_threshold is a yunet setting"),
+        ({"cascade": "x.xml", "model": "x.onnx"}, r"^model \(yunet\), cascade \(haar\) name 2 detectors; pass the settings of one"),
     ],
 )
 def test_a_setting_of_the_other_detector_is_refused_not_ignored(settings, message):

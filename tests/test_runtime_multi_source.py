@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 from edge_runtime.api import EmotionDetector
 from edge_runtime.cli import app
 from edge_runtime.default_model import installed_backends
+from edge_runtime.detectors import DetectorSettings
 from edge_runtime.runner import RunConfig, run
+from edge_runtime.settings import ModelSettings
 from edge_runtime.sources import demo_clip_path
 from tests.conftest import FIXTURE_MODELS
 from tests.test_video_job import cut_demo
@@ -21,8 +23,9 @@ pytestmark = pytest.mark.skipif("onnx" not in installed_backends(), reason="need
 
 
 def config(*sources: Path, **changes) -> RunConfig:
-    return RunConfig(source=str(sources[0]), more_sources=tuple(str(s) for s in sources[1:]), model=FIXTURE_MODELS["onnx"],
-                     backend="onnx", detector="haar", display=False, **changes)
+    return RunConfig(source=str(sources[0]), more_sources=tuple(str(s) for s in sources[1:]),
+                     model=ModelSettings(FIXTURE_MODELS["onnx"], "onnx"), detector=DetectorSettings(name="haar"), display=False,
+                     **changes)
 
 
 def records(path: Path) -> list[dict]:
@@ -96,7 +99,7 @@ def test_sources_take_turns_at_detection_so_no_step_carries_them_all():
         per_step = []
         for _ in range(9):
             before = len(fake.detected)
-            detector.detect_many([(name, np.full((120, 160, 3), value, np.uint8)) for name, value in (("a", 1), ("b", 2), ("c", 3))])
+            detector._track([(name, np.full((120, 160, 3), value, np.uint8)) for name, value in (("a", 1), ("b", 2), ("c", 3))])
             per_step.append(sorted(fake.detected[before:]))
     assert per_step[0] == [1, 2, 3]  # every source's first frame is searched
     assert per_step[1:] == [[3], [2], [1], [3], [2], [1], [3], [2]]  # then one source a step, in turn

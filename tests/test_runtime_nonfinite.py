@@ -65,12 +65,17 @@ class OneBox:
 def test_a_non_finite_output_gives_no_label_and_leaves_the_track_s_average_alone():
     frame = np.full((240, 320, 3), 128, np.uint8)
     with EmotionDetector(FIXTURE_MODELS["onnx"], detector=OneBox()) as detector:
-        (before,) = detector.detect(frame)
         predict = detector.backend.predict
-        detector.backend.predict = lambda batch, *args: np.full((len(batch), len(LABELS)), np.nan, np.float32)
-        (broken,) = detector.detect(frame)
-        detector.backend.predict = predict
-        (after,) = detector.detect(frame)
+
+        def frames():
+            """The same frame three times, the model's output NaN for the second."""
+            yield frame
+            detector.backend.predict = lambda batch, *args: np.full((len(batch), len(LABELS)), np.nan, np.float32)
+            yield frame
+            detector.backend.predict = predict
+            yield frame
+
+        before, broken, after = [result.faces[0] for result in detector.stream(frames())]
     assert broken.track_id == before.track_id == after.track_id
     assert broken.label is None and broken.uncertain and math.isnan(broken.confidence)
     # The same picture again: the smoothed average is what it was before the NaN frame.

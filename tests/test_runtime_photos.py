@@ -95,24 +95,22 @@ def test_yunet_searches_a_photo_at_a_longer_side_of_640_px_whatever_its_size(sea
 
     with EmotionDetector(BUNDLED_ONNX, detector="yunet") as detector:
         for shape in ((1080, 1920, 3), (3000, 4000, 3), (320, 480, 3)):
-            detector.detect_photo(np.full(shape, 120, np.uint8))
-        detector.detect(np.full((1080, 1920, 3), 120, np.uint8))  # a video frame: the video's scale
+            detector.detect(np.full(shape, 120, np.uint8))
+        list(detector.stream([np.full((1080, 1920, 3), 120, np.uint8)]))  # a video frame: the video's scale
     assert searched_scales == [("yunet", pytest.approx(640 / 1920)), ("yunet", pytest.approx(640 / 4000)), ("yunet", 1.0),
                                ("yunet", None)]
     searched_scales.clear()
     # A detection scale the user chose holds for photos too.
     with EmotionDetector(BUNDLED_ONNX, detector=DetectorSettings(name="yunet", detect_scale=0.5)) as detector:
-        detector.detect_photo(np.full((1080, 1920, 3), 120, np.uint8))
-    with EmotionDetector(BUNDLED_ONNX, detector="yunet", photo=True, detect_scale=0.75) as detector:
         detector.detect(np.full((1080, 1920, 3), 120, np.uint8))
-    assert searched_scales == [("yunet", None), ("yunet", None)]
+    assert searched_scales == [("yunet", None)]
 
 
 def test_haar_searches_photos_as_it_searches_video(searched_scales):
     from edge_runtime.api import EmotionDetector
 
     with EmotionDetector(BUNDLED_ONNX, detector="haar") as detector:
-        detector.detect_photo(np.full((1080, 1920, 3), 120, np.uint8))
+        detector.detect(np.full((1080, 1920, 3), 120, np.uint8))
     assert searched_scales == [("haar", None)]
 
 
@@ -178,11 +176,11 @@ def test_only_images_from_the_model_input_size_up_are_classified_whole():
     with EmotionDetector(BUNDLED_ONNX, detector="haar") as detector:
         for shape in ((1, 1, 3), (47, 40)):
             with pytest.raises(ValueError, match=r"^image: \d+x\d+ px is too small to hold a face"):
-                detector.detect_photo(np.full(shape, 128, np.uint8))
+                detector.detect(np.full(shape, 128, np.uint8))
         assert detector.is_face_crop(np.zeros((48, 48), np.uint8)) and detector.is_face_crop(np.zeros((96, 60), np.uint8))
         # A strip is no face crop: it goes to the detector, which finds no face in it.
         assert not detector.is_face_crop(np.zeros((30, 90), np.uint8))
-        assert detector.detect_photo(np.full((30, 90), 128, np.uint8)) == []
+        assert detector.detect(np.full((30, 90), 128, np.uint8)) == []
 
 
 def test_whole_image_option_classifies_a_large_image_as_one_face(tmp_path):
@@ -317,6 +315,7 @@ def test_overlay_none_draws_boxes_only_and_labels_no_bars():
 def test_the_readme_photo_example_runs_as_written(tmp_path):
     section = API_DOC.read_text(encoding="utf-8").split("## In your own code", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "model.detect(image)" in code
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()

@@ -150,7 +150,7 @@ def test_detect_every_n_frames_reuses_boxes(model):
     detector_fake = CountingDetector([(10, 10, 40, 40)])
     with EmotionDetector(model, detector=detector_fake, detect_every=3) as detector:
         frame = np.full((120, 160, 3), 128, np.uint8)
-        results = [detector.detect(frame) for _ in range(7)]
+        results = [result.faces for result in detector.stream([frame] * 7)]
     assert detector_fake.calls == 3  # frames 0, 3 and 6
     assert all(len(faces) == 1 and faces[0].track_id == 1 for faces in results)
 
@@ -193,15 +193,14 @@ def test_a_box_with_nothing_to_crop_is_skipped(model):
 )
 def test_any_frame_kind_works(model, frame):
     with EmotionDetector(model, detector=CountingDetector([(2, 2, 3, 3)])) as detector:
-        faces = detector.detect(frame)
-    assert len(faces) == 1 and faces[0].label in LABELS
+        (result,) = detector.stream([frame])  # a video frame: even a tiny one is searched
+    assert len(result.faces) == 1 and result.faces[0].label in LABELS
 
 
 def test_real_faces_in_gray_and_bgra_frames(model, face_video):
     frame = first_frame(face_video)
     with EmotionDetector(model) as detector:
         assert len(detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))) == 2
-        detector.reset()
         assert len(detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA))) == 2
 
 

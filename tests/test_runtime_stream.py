@@ -14,8 +14,10 @@ import pytest
 
 from edge_runtime.api import EmotionDetector
 from edge_runtime.default_model import installed_backends
+from edge_runtime.detectors import DetectorSettings
 from edge_runtime.labels import LABELS
 from edge_runtime.runner import RunConfig, run
+from edge_runtime.settings import ModelSettings
 from edge_runtime.sources import demo_clip_path, demo_photo_path, open_source
 from tests.conftest import FIXTURE_MODELS
 
@@ -29,7 +31,8 @@ def detector() -> EmotionDetector:
 
 def test_stream_yields_what_edge_run_writes(tmp_path):
     records = tmp_path / "demo.jsonl"
-    run(RunConfig(source="demo", model=FIXTURE_MODELS["onnx"], backend="onnx", detector="haar", display=False, jsonl=records))
+    run(RunConfig(source="demo", model=ModelSettings(FIXTURE_MODELS["onnx"], "onnx"), detector=DetectorSettings(name="haar"),
+                  display=False, jsonl=records))
     written = [json.loads(line) for line in records.read_text().splitlines()]
     with detector() as pipeline:
         results = list(pipeline.stream(demo_clip_path()))
@@ -77,7 +80,7 @@ def test_a_source_opened_by_stream_is_closed_when_the_loop_is_left(monkeypatch):
 def test_the_readme_stream_example_runs_as_written(tmp_path):
     section = API_DOC.read_text(encoding="utf-8").split("## In your own code", 1)[1]
     code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
-    assert "detector.stream(" in code
+    assert "model.stream(demo_clip_path())" in code
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()

@@ -66,15 +66,19 @@ def detector(**settings) -> EmotionDetector:
     return EmotionDetector(FIXTURE_MODELS["onnx"], detector=FixedBox(), **settings)
 
 
+def streamed(model: EmotionDetector, frames: list[np.ndarray]) -> list:
+    """The one face of each frame, the frames streamed as one video."""
+    return [result.faces[0] for result in model.stream(frames)]
+
+
 def test_a_face_that_takes_another_s_place_starts_a_new_track_without_the_old_past(people):
     rng = np.random.default_rng(0)
     frames = [scene(people[0], rng) for _ in range(4)] + [scene(people[1], rng) for _ in range(4)]
     with detector() as default, detector(smooth=0.0) as unsmoothed, detector(min_likeness=0.0, cut_threshold=0.0) as by_overlap:
-        ids = [default.detect(frame)[0].track_id for frame in frames[:4]]
-        first_of_new = default.detect(frames[4])[0]
-        ids += [first_of_new.track_id] + [default.detect(frame)[0].track_id for frame in frames[5:]]
-        raw = [unsmoothed.detect(frame)[0] for frame in frames][4]
-        carried = [by_overlap.detect(frame)[0] for frame in frames]
+        faces = streamed(default, frames)
+        ids, first_of_new = [face.track_id for face in faces], faces[4]
+        raw = streamed(unsmoothed, frames)[4]
+        carried = streamed(by_overlap, frames)
     assert ids == [1] * 4 + [2] * 4
     # The new person's first frame is theirs alone: nothing of the first person is averaged in.
     assert first_of_new.probabilities == pytest.approx(raw.probabilities, abs=1e-6)
@@ -87,7 +91,7 @@ def test_the_same_face_moving_under_camera_noise_keeps_its_track(people):
     rng = np.random.default_rng(1)
     frames = [scene(people[2], rng, shift=int(rng.integers(-4, 5))) for _ in range(30)]
     with detector() as default:
-        ids = {default.detect(frame)[0].track_id for frame in frames}
+        ids = {face.track_id for face in streamed(default, frames)}
     assert ids == {1}
 
 
@@ -96,8 +100,8 @@ def test_a_shot_cut_ends_every_track_even_for_the_same_face(people):
     first, second = textured(rng), textured(rng)
     frames = [scene(people[0], rng, backdrop=first) for _ in range(3)] + [scene(people[0], rng, backdrop=second) for _ in range(3)]
     with detector() as default, detector(cut_threshold=0.0, min_likeness=0.0) as by_overlap:
-        assert [default.detect(frame)[0].track_id for frame in frames] == [1, 1, 1, 2, 2, 2]
-        assert [by_overlap.detect(frame)[0].track_id for frame in frames] == [1] * 6
+        assert [face.track_id for face in streamed(default, frames)] == [1, 1, 1, 2, 2, 2]
+        assert [face.track_id for face in streamed(by_overlap, frames)] == [1] * 6
 
 
 def textured(rng: np.random.Generator, shape=FRAME_SHAPE, low: int = 60, high: int = 200) -> np.ndarray:

@@ -22,8 +22,10 @@ from typer.testing import CliRunner
 
 from edge_runtime.cli import app
 from edge_runtime.default_model import installed_backends
+from edge_runtime.detectors import DetectorSettings
 from edge_runtime.frame_source import SourceError
 from edge_runtime.runner import RunConfig
+from edge_runtime.settings import ModelSettings, PipelineSettings
 from edge_runtime.sources import demo_clip_path
 from edge_runtime.video_job.discover import discover
 from edge_runtime.video_job.job import JobSettings, run_job
@@ -49,8 +51,10 @@ def cut_demo(path: Path, start: int, count: int) -> Path:
     return path
 
 
-def config(source: Path, **changes) -> RunConfig:
-    return RunConfig(source=str(source), model=FIXTURE_MODELS["onnx"], backend="onnx", detector="haar", display=False, **changes)
+def config(source: Path, **pipeline) -> RunConfig:
+    """A job's RunConfig on the fixture model and Haar; `pipeline` takes PipelineSettings fields."""
+    return RunConfig(source=str(source), model=ModelSettings(FIXTURE_MODELS["onnx"], "onnx"), detector=DetectorSettings(name="haar"),
+                     pipeline=PipelineSettings(**pipeline), display=False)
 
 
 def files_of(out: Path) -> dict[str, bytes]:

@@ -34,8 +34,9 @@ import numpy as np
 from benchmarks.inputs import load_eval_split
 from benchmarks.scene import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, place_boxes
 from benchmarks.scenes import background, match_boxes, paste_face
-from edge_runtime.api import DEFAULT_SMOOTH, EmotionDetector
+from edge_runtime.api import EmotionDetector
 from edge_runtime.detectors import DetectorSettings
+from edge_runtime.settings import PipelineSettings
 
 NOISE_SIGMA = 6.0  # gray levels of sensor noise added to every frame
 EXPOSURE_JITTER = 0.08  # each frame's gain within +-8%, and its black level within +-8 gray levels
@@ -43,7 +44,7 @@ SIZE_JITTER = 0.04  # a staying face's side changes by up to 4% from frame to fr
 SETTINGS = {
     "default": {},
     "smooth 0": {"smooth": 0.0},
-    "overlap only": {"smooth": DEFAULT_SMOOTH, "cut_threshold": 0.0, "min_likeness": 0.0},
+    "overlap only": {"smooth": PipelineSettings.smooth, "cut_threshold": 0.0, "min_likeness": 0.0},
 }
 
 
@@ -122,8 +123,15 @@ def score(frames, detector, split, iou: float = 0.4) -> dict:
     """Label accuracy on the faces found, and the share of tracks that held several true faces."""
     found = correct = total = 0
     people_per_track: dict[int, set[int]] = defaultdict(set)
-    for image, boxes, indices in frames:
-        faces = detector.detect(image)
+    truths: list[tuple[list, list]] = []  # the boxes and faces of each frame the stream has taken
+
+    def images():
+        for image, boxes, indices in frames:
+            truths.append((boxes, indices))
+            yield image
+
+    for result in detector.stream(images()):
+        (boxes, indices), faces = truths[-1], result.faces
         matches = match_boxes(boxes, [detector.crop_box(face.box) for face in faces], iou, nested=True)
         total += len(boxes)
         for truth, match in enumerate(matches):

@@ -32,8 +32,8 @@ def score(clip: Path, model: Path | None, backend: str, detect_every: int, threa
         source = open_source(str(clip))
         started = time.perf_counter()
         frames = 0
-        for record, frame in zip(truth, source):
-            faces = detector.detect(frame)
+        for record, result in zip(truth, detector.stream(source)):
+            faces = result.faces
             matches = match_boxes([face["box"] for face in record["faces"]], [face.box for face in faces], MATCH_IOU)
             for true_face, match in zip(record["faces"], matches):
                 true_faces += 1

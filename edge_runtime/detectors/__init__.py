@@ -7,16 +7,22 @@ otherwise the Haar cascade, with a note that says why.
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from edge_runtime.detectors import model_files
 from edge_runtime.detectors.base import Box, Detection, DetectorError, as_detection, check_settings, iou
-from edge_runtime.detectors.haar import DEFAULT_MIN_NEIGHBORS, DEFAULT_SCALE_FACTOR
-from edge_runtime.detectors.table import AUTO_ORDER, DETECTOR_NAMES, DETECTORS, CropMapping, DetectorInfo, get_detector_info
+from edge_runtime.detectors.table import (
+    AUTO_ORDER,
+    DETECTOR_NAMES,
+    DETECTORS,
+    CropMapping,
+    DetectorInfo,
+    get_detector_info,
+    owner_of,
+)
 
 __all__ = [
     "AUTO_ORDER",
@@ -49,13 +55,16 @@ class DetectorSettings:
     Attributes:
         name: "auto", or a DETECTORS name ("yunet", "haar").
         model: the detector's model file instead of the cached download (YuNet).
-        cascade: a Haar cascade XML instead of OpenCV's frontal-face default (implies Haar under auto).
+        cascade: a Haar cascade XML instead of OpenCV's frontal-face default (Haar).
         detect_scale: the detector runs on a copy resized by this factor (at most 1).
         min_size: smallest face side, in source pixels.
         score_threshold: least face score (YuNet).
         scale_factor, min_neighbors: Haar cascade settings.
         crop: how boxes map onto the model's crop; None: the detector's measured mapping.
         download: fetch a missing model file (False: use the cache only).
+
+    A field a row declares in its `options` belongs to that detector: given with another
+    detector it is refused, and under `auto` it chooses its detector.
 
     Raises:
         DetectorError: (a ValueError) a number outside its bound in `edge_runtime.limits`
@@ -68,21 +77,23 @@ class DetectorSettings:
     detect_scale: float | None = None
     min_size: int | None = None
     score_threshold: float | None = None
-    scale_factor: float = DEFAULT_SCALE_FACTOR
-    min_neighbors: int = DEFAULT_MIN_NEIGHBORS
+    scale_factor: float | None = None
+    min_neighbors: int | None = None
     crop: CropMapping | None = None
     download: bool = True
 
     def __post_init__(self) -> None:
         if self.name != "auto":
             get_detector_info(self.name)  # an unknown name fails here, with the choices
-        # A setting of the other detector would be ignored without a word: refuse it instead.
-        if self.name == "yunet" and self.cascade is not None:
-            raise DetectorError("--cascade is a Haar cascade setting; use it with --detector haar (or auto)")
-        if self.name == "haar" and self.model is not None:
-            raise DetectorError("--detector-model is a YuNet file; use it with --detector yunet (or auto)")
-        if self.cascade is not None and self.model is not None:
-            raise DetectorError("--cascade (Haar) and --detector-model (YuNet) name two detectors; pass one")
+        # A setting of another detector would be ignored without a word: refuse it instead.
+        owners = {field: owner_of(field) for field in self.given()}
+        named = {row.name for row in owners.values() if row is not None}
+        if len(named) > 1:
+            settings = ", ".join(f"{field} ({row.name})" for field, row in owners.items() if row is not None)
+            raise DetectorError(f"{settings} name {len(named)} detectors; pass the settings of one")
+        for field, row in owners.items():
+            if row is not None and self.name not in ("auto", row.name):
+                raise DetectorError(f"{field} is a {row.name} setting, not a {self.name} one; use it with detector {row.name} (or auto)")
         check_settings(
             detect_scale=self.detect_scale,
             min_size=self.min_size,
@@ -90,6 +101,16 @@ class DetectorSettings:
             scale_factor=self.scale_factor,
             min_neighbors=self.min_neighbors,
         )
+
+    def given(self) -> list[str]:
+        """The fields set to something other than None (the detector's defaults)."""
+        return [field.name for field in fields(self) if field.default is None and getattr(self, field.name) is not None]
+
+    def chosen_row(self) -> DetectorInfo | None:
+        """The row `name` names, or under `auto` the row whose own option is set; None when `auto` is free to choose."""
+        if self.name != "auto":
+            return get_detector_info(self.name)
+        return next((owner_of(field) for field in self.given() if owner_of(field) is not None), None)
 
 
 @dataclass
@@ -100,7 +121,7 @@ class ChosenDetector:
     the detector's own scale, see `DetectorInfo.photo_side`)."""
 
     detector: object
-    info: DetectorInfo
+    info: DetectorInfo | None  # None for a detector passed in by the caller
     crop: CropMapping
     note: str = ""
     custom_name: str = ""
@@ -111,28 +132,17 @@ class ChosenDetector:
         return self.custom_name or self.info.name
 
 
-def _build(info: DetectorInfo, settings: DetectorSettings):
-    module = importlib.import_module(info.module)
-    cls = getattr(module, info.class_name)
-    detect_scale = settings.detect_scale if settings.detect_scale is not None else info.detect_scale
-    min_size = settings.min_size if settings.min_size is not None else info.min_size
-    if info.name == "haar":
-        return cls(settings.cascade, settings.scale_factor, settings.min_neighbors, min_size, detect_scale)
-    path = model_files.resolve(info.model_file, settings.model, download=settings.download)
-    score = settings.score_threshold if settings.score_threshold is not None else info.score_threshold
-    return cls(path, score_threshold=score, min_size=min_size, detect_scale=detect_scale)
-
-
 def _chosen(info: DetectorInfo, settings: DetectorSettings, note: str = "") -> ChosenDetector:
     # A detection scale the user chose applies to photos too.
     photo_side = info.photo_side if settings.detect_scale is None else None
-    return ChosenDetector(_build(info, settings), info, settings.crop or info.crop, note, photo_side=photo_side)
+    return ChosenDetector(info.build(settings), info, settings.crop or info.crop, note, photo_side=photo_side)
 
 
 def load_detector(settings: DetectorSettings | None = None) -> ChosenDetector:
     """Builds the detector `settings` names; `auto` falls back from YuNet to Haar.
 
-    Under `auto`, a `cascade` means Haar and a `model` means YuNet. Otherwise YuNet is taken
+    Under `auto`, a setting only one detector reads (see `DetectorInfo.options`: a `cascade`
+    means Haar, a `model` YuNet) chooses that detector. Otherwise YuNet is taken
     when its file is in the cache or downloads (a failed download is not retried for a day:
     see `model_files`), else Haar: `ChosenDetector.note` says why, and so does one
     DetectorFallbackWarning (a caller that reports the note itself can filter it out).
@@ -141,12 +151,9 @@ def load_detector(settings: DetectorSettings | None = None) -> ChosenDetector:
         DetectorError: one line naming the file or setting and the fix.
     """
     settings = settings or DetectorSettings()
-    if settings.name != "auto":
-        return _chosen(get_detector_info(settings.name), settings)
-    if settings.cascade is not None:
-        return _chosen(get_detector_info("haar"), settings)
-    if settings.model is not None:
-        return _chosen(get_detector_info("yunet"), settings)
+    row = settings.chosen_row()
+    if row is not None:
+        return _chosen(row, settings)
     reasons = []
     for name in AUTO_ORDER:
         info = get_detector_info(name)

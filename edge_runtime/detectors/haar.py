@@ -13,11 +13,10 @@ import cv2
 import numpy as np
 
 from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
+from edge_runtime.detectors.table import HAAR
 from edge_runtime.preprocess import to_gray
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
-DEFAULT_SCALE_FACTOR = 1.2
-DEFAULT_MIN_NEIGHBORS = 5
 
 
 def default_cascade_path() -> Path:
@@ -37,6 +36,8 @@ def default_cascade_path() -> Path:
 class HaarDetector:
     """Finds frontal faces with a Haar cascade.
 
+    Settings left None take their defaults from the detector's table row (`table.HAAR`).
+
     Args:
         cascade_path: cascade XML file; None for OpenCV's `haarcascade_frontalface_default.xml`.
         scale_factor: image pyramid step (> 1, see `edge_runtime.limits.HAAR_SCALE_FACTOR`);
@@ -54,11 +55,13 @@ class HaarDetector:
     def __init__(
         self,
         cascade_path: str | os.PathLike | None = None,
-        scale_factor: float = DEFAULT_SCALE_FACTOR,
-        min_neighbors: int = DEFAULT_MIN_NEIGHBORS,
-        min_size: int = 60,
-        detect_scale: float = 0.5,
+        scale_factor: float | None = None,
+        min_neighbors: int | None = None,
+        min_size: int | None = None,
+        detect_scale: float | None = None,
     ) -> None:
+        settings = HAAR.filled(scale_factor=scale_factor, min_neighbors=min_neighbors, min_size=min_size, detect_scale=detect_scale)
+        scale_factor, min_neighbors, min_size, detect_scale = settings.values()
         check_settings(scale_factor=scale_factor, min_neighbors=min_neighbors, min_size=min_size, detect_scale=detect_scale)
         path = Path(cascade_path) if cascade_path is not None else default_cascade_path()
         if not path.is_file():
@@ -74,6 +77,12 @@ class HaarDetector:
         self.min_neighbors = int(min_neighbors)
         self.min_size = int(min_size)
         self.detect_scale = float(detect_scale)
+
+    @classmethod
+    def from_settings(cls, row, settings) -> HaarDetector:
+        """The detector a table row and a `DetectorSettings` describe (see `DetectorInfo.build`)."""
+        return cls(row.value(settings, "cascade"), row.value(settings, "scale_factor"), row.value(settings, "min_neighbors"),
+                   row.value(settings, "min_size"), row.value(settings, "detect_scale"))
 
     def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Detection]:
         """Faces in the source frame's pixels, left to right (score None: a cascade gives none).

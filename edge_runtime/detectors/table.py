@@ -2,11 +2,13 @@
 
 `edge-run --detector`, `EmotionDetector(detector=...)` and `edge-bench pipeline/scene` read
 their choices, defaults, model files and crop mappings from here; adding a detector is adding a
-row and its class.
+row and its class (with a `from_settings(row, settings)` constructor). Nothing outside a row
+decides by a detector's name.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from edge_runtime.formats import find_row
@@ -83,13 +85,15 @@ class DetectorInfo:
         model_file: the file it needs that no wheel ships (fetched and verified), or None.
         detect_scale: default factor of the copy it runs on (video frames, and photos when
             `photo_side` is None).
-        photo_side: photos (image and folder sources, `detect_photo`) are searched on a copy
+        photo_side: photos (image and folder sources, `EmotionDetector.detect`) are searched on a copy
             whose longer side is this many pixels (never enlarged), whatever the photo's size;
             None: at `detect_scale`, as video frames. A `detect_scale` the user sets wins.
         min_size: default smallest face side, in source pixels.
-        score_threshold: default least score a face needs (None: the detector has no score).
         crop: how its boxes map onto the model's crop.
         landmarks: True when it returns the five face landmarks.
+        options: the `DetectorSettings` fields only this detector reads, with their defaults
+            (None: none); a setting of another detector is refused, and under `auto` one of
+            these chooses this detector.
     """
 
     name: str
@@ -101,9 +105,31 @@ class DetectorInfo:
     detect_scale: float
     photo_side: int | None
     min_size: int
-    score_threshold: float | None
     crop: CropMapping
     landmarks: bool
+    options: dict[str, object]
+
+    def value(self, settings, field: str):
+        """`settings`' `field` (a `DetectorSettings` field), or this row's default for it."""
+        given = getattr(settings, field)
+        return self.default(field) if given is None else given
+
+    def filled(self, **values) -> dict:
+        """`values` (`DetectorSettings` field -> value), with this row's default for each None."""
+        return {field: self.default(field) if value is None else value for field, value in values.items()}
+
+    def default(self, field: str):
+        """This row's default for a `DetectorSettings` field."""
+        return self.options[field] if field in self.options else getattr(self, field)
+
+    def build(self, settings):
+        """The detector this row describes, with `settings` (its module is imported only now).
+
+        Raises:
+            DetectorError: its file or a setting is invalid.
+        """
+        detector_class = getattr(importlib.import_module(self.module), self.class_name)
+        return detector_class.from_settings(self, settings)
 
 
 YUNET_FILE = ModelFile(
@@ -118,54 +144,73 @@ YUNET_FILE = ModelFile(
     trained_on="WIDER FACE",
 )
 
-DETECTORS: tuple[DetectorInfo, ...] = (
-    DetectorInfo(
-        name="yunet",
-        description="YuNet CNN (OpenCV Zoo): tilted and turned faces, scores and five landmarks",
-        needs="OpenCV >= 4.8 (cv2.FaceDetectorYN) and a 230 KB ONNX file, fetched once and verified",
-        module="edge_runtime.detectors.yunet",
-        class_name="YuNetDetector",
-        model_file=YUNET_FILE,
-        detect_scale=0.5,
-        # Half size keeps video fast; a photo has no frame rate to keep and comes in any size,
-        # and YuNet finds most faces when they are 150-400 px in the copy it searches, which a
-        # 640 px copy gives photos of every size (docs/performance.md, "Photos: how large a
-        # copy is searched").
-        photo_side=640,
-        min_size=24,
-        # The lowest threshold that still adds no detection on the background, so recall is
-        # as high as it goes without stray boxes (docs/performance.md, "Detector in the loop").
-        score_threshold=0.5,
-        # YuNet's box is taller than the FER crop is wide: the crop is the square of its height;
-        # levelling the eyes helps turned faces and costs upright ones nothing (docs/edge-run.md,
-        # "Crops that match the model").
-        crop=CropMapping(scale=1.0, shift_x=0.0, shift_y=0.0, square=True, align_eyes=True),
-        landmarks=True,
-    ),
-    DetectorInfo(
-        name="haar",
-        description="OpenCV's frontal-face Haar cascade (the seed's detector): no download, frontal faces only",
-        needs="OpenCV 4.x (OpenCV 5 ships no cascades)",
-        module="edge_runtime.detectors.haar",
-        class_name="HaarDetector",
-        model_file=None,
-        detect_scale=0.5,
-        # Photos keep the seed-era cascade's behaviour: a 640 px search gains little and
-        # unevenly, and adds detections that match no face (docs/performance.md, "Photos: how
-        # large a copy is searched").
-        photo_side=None,
-        min_size=60,
-        score_threshold=None,
-        # A Haar box of a FER face already frames it as FER-2013 does (docs/edge-run.md, "Crops
-        # that match the model").
-        crop=CropMapping(scale=1.0, square=True),
-        landmarks=False,
-    ),
+YUNET = DetectorInfo(
+    name="yunet",
+    description="YuNet CNN (OpenCV Zoo): tilted and turned faces, scores and five landmarks",
+    needs="OpenCV >= 4.8 (cv2.FaceDetectorYN) and a 230 KB ONNX file, fetched once and verified",
+    module="edge_runtime.detectors.yunet",
+    class_name="YuNetDetector",
+    model_file=YUNET_FILE,
+    detect_scale=0.5,
+    # Half size keeps video fast; a photo has no frame rate to keep and comes in any size,
+    # and YuNet finds most faces when they are 150-400 px in the copy it searches, which a
+    # 640 px copy gives photos of every size (docs/performance.md, "Photos: how large a
+    # copy is searched").
+    photo_side=640,
+    min_size=24,
+    # YuNet's box is taller than the FER crop is wide: the crop is the square of its height;
+    # levelling the eyes helps turned faces and costs upright ones nothing (docs/edge-run.md,
+    # "Crops that match the model").
+    crop=CropMapping(scale=1.0, shift_x=0.0, shift_y=0.0, square=True, align_eyes=True),
+    landmarks=True,
+    # model: its ONNX file instead of the cached download. The score threshold is the lowest
+    # that still adds no detection on the background, so recall is as high as it goes without
+    # stray boxes (docs/performance.md, "Detector in the loop").
+    options={"model": None, "score_threshold": 0.5},
 )
+
+HAAR = DetectorInfo(
+    name="haar",
+    description="OpenCV's frontal-face Haar cascade (the seed's detector): no download, frontal faces only",
+    needs="OpenCV 4.x (OpenCV 5 ships no cascades)",
+    module="edge_runtime.detectors.haar",
+    class_name="HaarDetector",
+    model_file=None,
+    detect_scale=0.5,
+    # Photos keep the seed-era cascade's behaviour: a 640 px search gains little and
+    # unevenly, and adds detections that match no face (docs/performance.md, "Photos: how
+    # large a copy is searched").
+    photo_side=None,
+    min_size=60,
+    # A Haar box of a FER face already frames it as FER-2013 does (docs/edge-run.md, "Crops
+    # that match the model").
+    crop=CropMapping(scale=1.0, square=True),
+    landmarks=False,
+    # cascade: a cascade XML instead of OpenCV's frontal-face default (None). A pyramid step
+    # of 1.2 and 5 neighbours are the seed's settings.
+    options={"cascade": None, "scale_factor": 1.2, "min_neighbors": 5},
+)
+
+DETECTORS: tuple[DetectorInfo, ...] = (YUNET, HAAR)
 
 DETECTOR_NAMES = tuple(row.name for row in DETECTORS)
 # `auto` tries the rows in table order and takes the first that can run here.
 AUTO_ORDER = DETECTOR_NAMES
+
+
+def owner_of(setting: str) -> DetectorInfo | None:
+    """The row that declares `setting` as its own option, or None for a setting every detector reads."""
+    return next((row for row in DETECTORS if setting in row.options), None)
+
+
+def defaults_text(field: str) -> str:
+    """The rows' defaults for a `DetectorSettings` field, for help texts: "yunet 24, haar 60";
+    one value when every row has the same."""
+    rows = [row for row in DETECTORS if field in row.options or hasattr(row, field)]
+    values = {row.default(field) for row in rows}
+    if len(values) == 1:
+        return f"{values.pop():g}"
+    return ", ".join(f"{row.name} {row.default(field):g}" for row in rows)
 
 
 def get_detector_info(name: str) -> DetectorInfo:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
+from edge_runtime.detectors.table import YUNET
 from edge_runtime.onnx_props import WireFormatError, graph_io_names
 
 DEFAULT_NMS_THRESHOLD = 0.3
@@ -66,6 +67,8 @@ def _listed(names: list[str], shown: int = 4) -> str:
 class YuNetDetector:
     """Finds faces with YuNet.
 
+    Settings left None take their defaults from the detector's table row (`table.YUNET`).
+
     Args:
         model_path: the YuNet ONNX file (see `edge_runtime.detectors.model_files.resolve`).
         score_threshold: least face score to report.
@@ -82,11 +85,13 @@ class YuNetDetector:
     def __init__(
         self,
         model_path: str | os.PathLike,
-        score_threshold: float = 0.5,
-        min_size: int = 24,
-        detect_scale: float = 0.5,
+        score_threshold: float | None = None,
+        min_size: int | None = None,
+        detect_scale: float | None = None,
         nms_threshold: float = DEFAULT_NMS_THRESHOLD,
     ) -> None:
+        settings = YUNET.filled(score_threshold=score_threshold, min_size=min_size, detect_scale=detect_scale)
+        score_threshold, min_size, detect_scale = settings.values()
         check_settings(score_threshold=score_threshold, min_size=min_size, detect_scale=detect_scale)
         if not 0.0 < nms_threshold <= 1.0:
             raise DetectorError(f"nms_threshold {nms_threshold}: expected a fraction in (0, 1]")
@@ -105,6 +110,20 @@ class YuNetDetector:
         self.min_size = int(min_size)
         self.detect_scale = float(detect_scale)
         self._input_size: tuple[int, int] = (320, 240)
+
+    @classmethod
+    def from_settings(cls, row, settings) -> YuNetDetector:
+        """The detector a table row and a `DetectorSettings` describe (see `DetectorInfo.build`):
+        the model file given, else the row's verified download.
+
+        Raises:
+            DetectorError: the file is missing and cannot be fetched, or a setting is invalid.
+        """
+        from edge_runtime.detectors import model_files
+
+        path = model_files.resolve(row.model_file, settings.model, download=settings.download)
+        return cls(path, score_threshold=row.value(settings, "score_threshold"), min_size=row.value(settings, "min_size"),
+                   detect_scale=row.value(settings, "detect_scale"))
 
     def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Detection]:
         """Faces in the source frame's pixels, left to right, with scores and landmarks.

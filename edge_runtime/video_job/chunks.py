@@ -102,8 +102,8 @@ def part_path(out: Path, chunk: Chunk) -> Path:
 
 
 def run_chunk(detector, chunk: Chunk, out: Path, progress=None) -> ChunkResult:
-    """Runs one chunk through `detector` (an `EmotionDetector`, reset first) and writes its
-    records to its part file.
+    """Runs one chunk through `detector` (an `EmotionDetector`; its tracks start afresh) and
+    writes its records to its part file.
 
     Args:
         progress: called with a count of frames now and then (for a progress bar), or None.
@@ -112,7 +112,6 @@ def run_chunk(detector, chunk: Chunk, out: Path, progress=None) -> ChunkResult:
         SourceError: the video cannot be opened or gives no frame in the chunk.
         OSError: the part file cannot be written.
     """
-    detector.reset(restart_ids=True)
     part = part_path(out, chunk)
     part.parent.mkdir(parents=True, exist_ok=True)
     result = ChunkResult(chunk, part, detector=detector.detector_name)
@@ -122,8 +121,10 @@ def run_chunk(detector, chunk: Chunk, out: Path, progress=None) -> ChunkResult:
     pending = 0
     try:
         with open(part, "w", encoding="utf-8") as handle:
-            for index, frame in _frames(capture, chunk, result):
-                faces = detector.detect(frame)
+            indices: list[int] = []  # the file's frame number of each frame the stream has taken
+            # `stream` starts the chunk's tracks afresh, numbered from 1.
+            for streamed in detector.stream(_noting_indices(_frames(capture, chunk, result), indices)):
+                index, faces = indices[-1], streamed.faces
                 time_s = index / chunk.fps if chunk.fps else None
                 for face in faces:
                     handle.write(json.dumps(face_record(index, time_s, face, context), allow_nan=False) + "\n")
@@ -188,6 +189,13 @@ def _frames(capture, chunk: Chunk, result: ChunkResult):
             failures_in_a_row += 1
             result.unreadable += 1
         index += 1
+
+
+def _noting_indices(numbered_frames, indices: list[int]):
+    """The frames of (index, frame) pairs, each index appended to `indices` as its frame is taken."""
+    for index, frame in numbered_frames:
+        indices.append(index)
+        yield frame
 
 
 def _boundary(detector, faces) -> list[BoundaryTrack]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from edge_runtime.atomic import remove_own_temporaries, remove_stranded, write_json_atomic, write_text_atomic
 from edge_runtime.frame_source import SourceError
 from edge_runtime.metadata import file_sha256
+from edge_runtime.settings import ModelSettings
 from edge_runtime.stopping import Stopped, finalising, signal_name, uninterrupted
 from edge_runtime.video_job.chunks import Chunk, ChunkResult, plan, probe
 from edge_runtime.video_job.discover import Video, discover
@@ -31,9 +32,11 @@ DEFAULT_CHUNK_MINUTES = 10.0
 RECORDS_NAME, SUMMARY_NAME, TIMELINE_NAME = "records.jsonl", "summary.json", "timeline.png"
 REPORT_NAME, SUMMARY_CSV_NAME = "report.json", "summary.csv"
 # What changes the records: a video done under other settings is done again.
-RECORD_SETTINGS = ("backend", "detector", "score_threshold", "min_size", "detect_scale", "detect_every", "smooth",
-                   "min_confidence", "cut_threshold", "min_likeness", "crop_margin", "flip_average", "scale_factor",
-                   "min_neighbors")
+RECORD_SETTINGS = {
+    "model": ("backend",),
+    "detector": ("name", "score_threshold", "min_size", "detect_scale", "scale_factor", "min_neighbors"),
+    "pipeline": ("detect_every", "smooth", "min_confidence", "cut_threshold", "min_likeness", "crop_margin", "flip_average"),
+}
 
 
 @dataclass(frozen=True)
@@ -140,15 +143,16 @@ def run_job(config, settings: JobSettings, log=lambda line: None, progress=None,
     # Load the pipeline once here: a bad model or detector is one line before any worker starts,
     # and `auto` is decided once for every worker.
     with build_detector(config) as probe_detector:
-        config = dataclasses.replace(config, detector=probe_detector.detector_name, display=False,
-                                     detector_model=config.detector_model, model=probe_detector.model_path,
-                                     backend=probe_detector.backend.name, threads=config.threads or 1)
-        detector_name = probe_detector.detector_name
-    fingerprint = {name: _plain(getattr(config, name)) for name in RECORD_SETTINGS}
+        model = ModelSettings(path=probe_detector.model_path, backend=probe_detector.backend.name,
+                              threads=config.model.threads or 1, verify=config.model.verify)
+        detector = dataclasses.replace(config.detector, name=probe_detector.detector_name)
+        config = dataclasses.replace(config, model=model, detector=detector, display=False)
+    fingerprint = {f"{stage}.{name}": _plain(getattr(getattr(config, stage), name))
+                   for stage, names in RECORD_SETTINGS.items() for name in names}
     fingerprint["chunk_minutes"] = settings.chunk_minutes
-    manifest = Manifest(out, file_sha256(config.model), fingerprint)
+    manifest = Manifest(out, file_sha256(config.model.path), fingerprint)
     report = JobReport(source=str(config.source), out=str(out), mode="ray" if settings.ray else "local",
-                       model=str(config.model), detector=detector_name, photos_left=len(discovery.photos))
+                       model=str(config.model.path), detector=config.detector.name, photos_left=len(discovery.photos))
     states, queue = _plan(discovery.videos, manifest, settings, report)
     started = time.perf_counter()
     executor = None
@@ -258,7 +262,7 @@ def _finish_video(state: _VideoState, manifest: Manifest, out: Path, config, rep
             results = [state.results[index] for index in sorted(state.results)]
             folder = out / name
             summary = VideoSummary(name)
-            join_chunks(results, folder / RECORDS_NAME, config.min_likeness, summary.add)
+            join_chunks(results, folder / RECORDS_NAME, config.pipeline.min_likeness, summary.add)
             frames = sum(result.frames for result in results)
             unreadable = sum(result.unreadable for result in results)
             write_json_atomic(folder / SUMMARY_NAME, summary.to_dict(frames, state.fps, unreadable, state.chunks))
