@@ -119,8 +119,8 @@ def loop_many(config, detector, readers: list[SourceReader], changed: threading.
     """The loop over several sources (see the module's doc); fills `summary`, returns why it ended."""
     from collections import Counter
 
-    from edge_runtime.draw import draw_faces
-    from edge_runtime.outputs import face_record, to_bgr
+    if hub is not None:
+        from edge_runtime.serve.hub import FrameView
 
     labels: Counter = Counter({label: 0 for label in detector.labels})
     highest_ids = {reader.name: 0 for reader in readers}
@@ -141,10 +141,10 @@ def loop_many(config, detector, readers: list[SourceReader], changed: threading.
                 context = {"source": item.reader.name, "detector": detector.detector_name}
                 outputs.write(item.index, time_s, faces, None, context)
                 if hub is not None:
-                    annotated = draw_faces(to_bgr(item.frame), faces, None, overlay=config.overlay)
+                    # References only: the server draws and serializes what a viewer takes.
                     hub.source(item.reader.name).dropped = item.reader.dropped
-                    records = [face_record(item.index, time_s, face, context) for face in faces]
-                    hub.publish(item.reader.name, annotated, records or None, len(faces), detector.last_timings)
+                    hub.publish(item.reader.name, FrameView(item.frame, faces, item.index, time_s, context, None, config.overlay),
+                                detector.last_timings)
                 summary.frames += 1
                 summary.faces += len(faces)
                 labels.update(face.label for face in faces if face.label is not None)

@@ -37,6 +37,8 @@ class FrameResult:
         frame: the frame as read.
         annotated: a BGR copy with the faces drawn (and the FPS, for video), when asked for.
         timings: seconds spent on this frame in detect / preprocess / infer.
+        fps: frames per second of the loop so far (smoothed), what the drawing shows; None
+            for the first frame and for photos.
     """
 
     index: int
@@ -46,6 +48,7 @@ class FrameResult:
     frame: np.ndarray = field(repr=False)
     annotated: np.ndarray | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    fps: float | None = None
 
 
 def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, annotate: bool = False,
@@ -74,8 +77,7 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
             # Files keep their own clock (frame / fps), so their records are the same on every run;
             # frames dropped to keep `--realtime` pace advance it too.
             time_s, name = ((index + source.dropped) / media_fps if media_fps else now - started), source.name
-        annotated = None
-        if annotate:
-            annotated = draw_faces(to_bgr(frame), faces, None if source.is_photo else shown_fps, overlay=overlay)
-        yield FrameResult(index, time_s, name, faces, frame, annotated, dict(detector.last_timings))
+        fps = None if source.is_photo else shown_fps
+        annotated = draw_faces(to_bgr(frame), faces, fps, overlay=overlay) if annotate else None
+        yield FrameResult(index, time_s, name, faces, frame, annotated, dict(detector.last_timings), fps)
         index += 1
