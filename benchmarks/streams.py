@@ -50,7 +50,13 @@ class PerSource:
         self.detector = detector
 
     def detect_many(self, frames):
-        return [self.detector.detect_many([frame])[0] for frame in frames]
+        return self.classify_found(self.find_many(frames))
+
+    def find_many(self, frames):
+        return [self.detector.find_many([frame]) for frame in frames]
+
+    def classify_found(self, found):
+        return [self.detector.classify_found(one)[0] for one in found]
 
     def __getattr__(self, name):
         return getattr(self.detector, name)

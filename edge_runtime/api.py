@@ -40,7 +40,7 @@ from edge_runtime.detectors.base import photo_scale
 from edge_runtime.limits import CROP_MARGIN, DETECT_EVERY, MIN_CONFIDENCE, SMOOTH
 from edge_runtime.preprocess import face_to_gray48, gray48_to_input
 from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD, CutDetector
-from edge_runtime.tracker import DEFAULT_MIN_LIKENESS, IoUTracker, signature
+from edge_runtime.tracker import DEFAULT_MIN_LIKENESS, IoUTracker, Track, signature
 
 DEFAULT_SMOOTH = 0.5
 DEFAULT_MIN_CONFIDENCE = 0.4
@@ -94,6 +94,17 @@ class SourceState:
         self.cuts.reset()
         self.frame_index = 0
         self.frame_shape = None
+
+
+@dataclass
+class FoundFaces:
+    """What `EmotionDetector.find_many` found, for `classify_found`: per frame its source's state,
+    the (track id, detection) pairs, the tracks they had then, and the grayscale crops; and the
+    seconds spent detecting and cropping."""
+
+    per_frame: list[tuple[SourceState, list, list, list[np.ndarray]]]
+    detect_seconds: float
+    crop_seconds: float
 
 
 def check_frame(frame: object) -> np.ndarray:
@@ -249,8 +260,17 @@ class EmotionDetector:
         Returns:
             The faces of each frame, in the order given.
         """
+        return self.classify_found(self.find_many(frames))
+
+    def find_many(self, frames: list[tuple[object, np.ndarray]]) -> FoundFaces:
+        """The first half of `detect_many`: detection (or the boxes kept), tracks and crops.
+
+        `classify_found` finishes it, and may run on another thread while this searches the
+        next frames: each face keeps the track it had when found, so the smoothed result is the
+        one `detect_many` gives. Calls of `classify_found` must keep the order of these.
+        """
         started = time.perf_counter()
-        found, detect_seconds = [], 0.0
+        per_frame, detect_seconds = [], 0.0
         for key, frame in frames:
             if key not in self._states:
                 # Sources detect on different steps (with detect_every 3: the first on steps 0, 3, ...,
@@ -258,15 +278,18 @@ class EmotionDetector:
                 self._states[key] = SourceState(*self._state_settings, detect_offset=len(self._states) % self.detect_every)
             state = self._states[key]
             tracked, grays, seconds = self._find(state, check_frame(frame), False)
-            found.append((state, tracked, grays))
+            per_frame.append((state, tracked, [state.tracker.tracks.get(tid) for tid, _ in tracked], grays))
             detect_seconds += seconds
-        crop_seconds = time.perf_counter() - started - detect_seconds
-        grays = [gray for _, _, source_grays in found for gray in source_grays]
-        probabilities = self._predict(grays, detect_seconds, crop_seconds)
+        return FoundFaces(per_frame, detect_seconds, time.perf_counter() - started - detect_seconds)
+
+    def classify_found(self, found: FoundFaces) -> list[list[Face]]:
+        """The faces `find_many` found, classified in one model call and smoothed per track."""
+        grays = [gray for _, _, _, source_grays in found.per_frame for gray in source_grays]
+        probabilities = self._predict(grays, found.detect_seconds, found.crop_seconds)
         faces, offset = [], 0
-        for state, tracked, source_grays in found:
-            faces.append([self._face(tid, detection, probs, state)
-                          for (tid, detection), probs in zip(tracked, probabilities[offset : offset + len(source_grays)])])
+        for state, tracked, tracks, source_grays in found.per_frame:
+            faces.append([self._face(tid, detection, probs, state.tracker, track)
+                          for (tid, detection), track, probs in zip(tracked, tracks, probabilities[offset : offset + len(source_grays)])])
             offset += len(source_grays)
         return faces
 
@@ -406,7 +429,9 @@ class EmotionDetector:
                   state: SourceState) -> list[Face]:
         """The faces of one source's frame from their grayscale crops, in one model call."""
         probabilities = self._predict(grays, detect_seconds, crop_seconds)
-        return [self._face(tid, detection, probs, state) for (tid, detection), probs in zip(tracked, probabilities)]
+        tracker = state.tracker
+        return [self._face(tid, detection, probs, tracker, tracker.tracks.get(tid))
+                for (tid, detection), probs in zip(tracked, probabilities)]
 
     def _predict(self, grays: list[np.ndarray], detect_seconds: float, crop_seconds: float) -> np.ndarray:
         """Probabilities of grayscale crops (`face_to_gray48`, the first half of the one
@@ -425,7 +450,7 @@ class EmotionDetector:
         }
         return probabilities
 
-    def _face(self, track_id: int, detection, probabilities: np.ndarray, state: SourceState) -> Face:
+    def _face(self, track_id: int, detection, probabilities: np.ndarray, tracker: IoUTracker, track: Track | None) -> Face:
         if not np.all(np.isfinite(probabilities)):
             # A float model that overflows on one crop, or a broken export: no label rather
             # than argmax's pick among NaNs, and the track's average is left as it was, since
@@ -440,7 +465,7 @@ class EmotionDetector:
                 score=float(detection.score),
                 landmarks=detection.landmarks,
             )
-        smoothed = state.tracker.smooth(track_id, probabilities)
+        smoothed = tracker.smooth_track(track, probabilities)
         best = int(np.argmax(smoothed))
         confidence = float(smoothed[best])
         return Face(

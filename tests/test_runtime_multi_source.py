@@ -196,3 +196,49 @@ def test_a_stalled_source_among_several_is_reported_and_reopened_with_backoff_wh
     assert (503, ["rtsp://cam/stalls"]) in health and any(status == 200 for status, _ in health)
     assert waits["rtsp://cam/stalls"][:3] == [0.2, 0.4, 0.8]  # reopened with a doubling backoff
     assert summary.reopens == 1 and summary.stopped_by == "end of every source"  # the one that came back
+
+
+def test_a_step_classified_after_the_next_search_gives_what_detect_many_gives():
+    rng = np.random.default_rng(3)
+    picture = rng.integers(0, 256, (120, 160, 3), np.uint8)
+    moved = np.clip(picture.astype(int) + rng.integers(-6, 7, picture.shape), 0, 255).astype(np.uint8)  # the same shot
+    cut = rng.integers(0, 256, (120, 160, 3), np.uint8)  # another shot: its search ends every track
+    frames = [[("cam", picture)], [("cam", moved)], [("cam", cut)]]
+    with EmotionDetector(FIXTURE_MODELS["onnx"], backend="onnx", detector=EveryFrameAFace()) as detector:
+        expected = [detector.detect_many(step) for step in frames]
+    with EmotionDetector(FIXTURE_MODELS["onnx"], backend="onnx", detector=EveryFrameAFace()) as detector:
+        got = [detector.classify_found(detector.find_many(frames[0]))]
+        second = detector.find_many(frames[1])
+        third = detector.find_many(frames[2])  # searched before the step before is classified
+        got += [detector.classify_found(second), detector.classify_found(third)]
+    faces = lambda steps: [(face.track_id, face.label, face.probabilities) for step in steps for face in step[0]]  # noqa: E731
+    assert faces(got) == faces(expected)
+    assert expected[2][0][0].track_id != expected[1][0][0].track_id  # the cut ended the track
+
+
+def test_the_next_step_is_searched_while_the_step_before_is_classified(tmp_path):
+    from edge_runtime.runner import run_many
+
+    second_search = threading.Event()
+
+    class Searches(EveryFrameAFace):
+        count = 0
+
+        def detect(self, frame):
+            self.count += 1
+            if self.count == 2:
+                second_search.set()
+            return super().detect(frame)
+
+    overlapped = []
+    with EmotionDetector(FIXTURE_MODELS["onnx"], backend="onnx", detector=Searches()) as detector:
+        predict = detector.backend.predict
+
+        def first_waits_for_the_next_search(batch, *args):
+            if not overlapped:  # in turn, the second search would only come after this call
+                overlapped.append(second_search.wait(5))
+            return predict(batch, *args)
+
+        detector.backend.predict = first_waits_for_the_next_search
+        summary = run_many(config(cut_demo(tmp_path / "a.mp4", 0, 4)), detector=detector)
+    assert overlapped == [True] and summary.frames == 4
