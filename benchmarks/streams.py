@@ -74,7 +74,7 @@ def run_streams(config: StreamsConfig, log=lambda line: None) -> dict:
         rows, kept = [], 0
         with build_detector(base) as detector:
             for count in range(1, config.max_sources + 1):
-                # One source too goes through the multi-source loop: a reader thread, `detect_many`.
+                # One source too goes through the multi-source loop: a reader thread, `find_many` and `classify_found`.
                 summary = run_many(_sources(base, videos[:count]), detector=detector)
                 offered = summary.frames + summary.dropped
                 share = summary.dropped / offered if offered else 1.0
