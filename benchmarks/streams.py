@@ -50,7 +50,13 @@ class PerSource:
         self.detector = detector
 
     def _track(self, frames, whole=False):
-        return [self.detector._track([frame], whole)[0] for frame in frames]
+        return self._classify_found(self._track_search(frames, whole))
+
+    def _track_search(self, frames, whole=False):
+        return [self.detector._track_search([frame], whole) for frame in frames]
+
+    def _classify_found(self, found):
+        return [self.detector._classify_found(one)[0] for one in found]
 
     def __getattr__(self, name):
         return getattr(self.detector, name)
@@ -70,7 +76,8 @@ def run_streams(config: StreamsConfig, log=lambda line: None) -> dict:
         rows, kept = [], 0
         with build_detector(base) as detector:
             for count in range(1, config.max_sources + 1):
-                # One source too goes through the multi-source loop: a reader thread, `EmotionDetector._track`.
+                # One source too goes through the multi-source loop: a reader thread, then the search
+                # and classifying halves of `EmotionDetector._track`.
                 summary = run_many(_sources(base, videos[:count]), detector=detector)
                 offered = summary.frames + summary.dropped
                 share = summary.dropped / offered if offered else 1.0

@@ -36,7 +36,7 @@ from edge_runtime.frame_source import FrameIterable, FrameSource
 from edge_runtime.preprocess import face_to_gray48, gray48_to_input
 from edge_runtime.settings import ModelSettings, PipelineSettings
 from edge_runtime.shot_cuts import CutDetector
-from edge_runtime.tracker import IoUTracker, signature
+from edge_runtime.tracker import IoUTracker, Track, signature
 
 # A photo at most this many times the model's input side is taken as an already-cropped face.
 WHOLE_FACE_MAX_FACTOR = 2
@@ -83,6 +83,17 @@ class SourceState:
         self.frame_index = 0
         self.frame_shape: tuple[int, int] | None = None
         self.detections: dict[int, Detection] = {}  # track id -> its last detection, for frames not detected on
+
+
+@dataclass
+class FoundFaces:
+    """What the search half of a step found, for its classifying half: per frame its source's
+    state, the (track id, detection) pairs, the tracks they had then, and the grayscale crops;
+    and the seconds spent detecting and cropping."""
+
+    per_frame: list[tuple[SourceState, list, list, list[np.ndarray]]]
+    detect_seconds: float
+    crop_seconds: float
 
 
 def check_frame(frame: object) -> np.ndarray:
@@ -280,6 +291,15 @@ class EmotionDetector:
         Returns:
             The faces of each frame, in the order given.
         """
+        return self._classify_found(self._track_search(frames, whole))
+
+    def _track_search(self, frames: list[tuple[object, np.ndarray]], whole: bool = False) -> FoundFaces:
+        """The first half of `_track`: detection (or the boxes kept), tracks and crops.
+
+        `_classify_found` finishes it, and may run on another thread while this searches the
+        next frames: each face keeps the track it had when found, so the smoothed result is the
+        one `_track` gives. Calls of `_classify_found` must keep the order of these.
+        """
         items = []
         for key, frame in frames:
             if key not in self._states:
@@ -287,24 +307,30 @@ class EmotionDetector:
                 # the second on 1, 4, ...), so no step carries every source's detection at once.
                 self._states[key] = self._new_state(detect_offset=len(self._states) % self.settings.detect_every)
             items.append((self._states[key], check_frame(frame)))
-        return self._step(items, photo=False, whole=whole)
+        return self._search(items, photo=False, whole=whole)
 
     def _step(self, frames: list[tuple[SourceState, np.ndarray]], photo: bool, whole: bool) -> list[list[Face]]:
         """Detection (or whole-image faces), tracking and crops of each (source state, frame),
         then one model call for the faces of all; records the stage times."""
+        return self._classify_found(self._search(frames, photo, whole))
+
+    def _search(self, frames: list[tuple[SourceState, np.ndarray]], photo: bool, whole: bool) -> FoundFaces:
         started = time.perf_counter()
-        found, detect_seconds = [], 0.0
+        per_frame, detect_seconds = [], 0.0
         for state, frame in frames:
             tracked, grays, seconds = self._whole(state, frame) if whole else self._find(state, frame, photo)
-            found.append((state, tracked, grays))
+            per_frame.append((state, tracked, [state.tracker.tracks.get(tid) for tid, _ in tracked], grays))
             detect_seconds += seconds
-        crop_seconds = time.perf_counter() - started - detect_seconds
-        grays = [gray for _, _, source_grays in found for gray in source_grays]
-        probabilities = self._predict(grays, detect_seconds, crop_seconds)
+        return FoundFaces(per_frame, detect_seconds, time.perf_counter() - started - detect_seconds)
+
+    def _classify_found(self, found: FoundFaces) -> list[list[Face]]:
+        """The faces `_search` found, classified in one model call and smoothed per track."""
+        grays = [gray for _, _, _, source_grays in found.per_frame for gray in source_grays]
+        probabilities = self._predict(grays, found.detect_seconds, found.crop_seconds)
         faces, offset = [], 0
-        for state, tracked, source_grays in found:
-            faces.append([self._face(tid, detection, probs, state)
-                          for (tid, detection), probs in zip(tracked, probabilities[offset : offset + len(source_grays)])])
+        for state, tracked, tracks, source_grays in found.per_frame:
+            faces.append([self._face(tid, detection, probs, state.tracker, track)
+                          for (tid, detection), track, probs in zip(tracked, tracks, probabilities[offset : offset + len(source_grays)])])
             offset += len(source_grays)
         return faces
 
@@ -377,9 +403,9 @@ class EmotionDetector:
         }
         return probabilities
 
-    def _face(self, track_id: int, detection, probabilities: np.ndarray, state: SourceState) -> Face:
+    def _face(self, track_id: int, detection, probabilities: np.ndarray, tracker: IoUTracker, track: Track | None) -> Face:
         if np.all(np.isfinite(probabilities)):
-            probabilities = state.tracker.smooth(track_id, probabilities)
+            probabilities = tracker.smooth_track(track, probabilities)
             best = int(np.argmax(probabilities))
             label, confidence = self.labels[best], float(probabilities[best])
         else:

@@ -5,14 +5,17 @@ file played `--realtime` keeps only its newest frame (a slow step drops, and cou
 missed, as a camera would), a file played as fast as it decodes hands over every frame in order.
 Each step of the loop takes the frames that are ready, finds each source's faces with its own
 tracks, and classifies all of them in one model call (`EmotionDetector._track`, the step behind
-`EmotionDetector.stream`). A source that stalls is reopened by its own reader (`LiveSource`);
-one that ends or fails for good is reported while the others go on.
+`EmotionDetector.stream`, in its two halves: the search, then the classification on a worker
+thread while the next step is searched). A source that stalls is reopened by its own reader
+(`LiveSource`); one that ends or fails for good is reported while the others go on.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,46 +118,79 @@ def next_frames(readers: list[SourceReader], changed: threading.Condition, wait_
         return ready
 
 
+class StepWriter:
+    """The second stage of `loop_many`: classifies a step's faces and writes what they give
+    (records, the server's frames, the summary's counts), one step after another."""
+
+    def __init__(self, config, detector, outputs, summary, hub, started: float) -> None:
+        self.config, self.detector, self.outputs, self.summary, self.hub = config, detector, outputs, summary, hub
+        self.started = started
+        self.labels: Counter = Counter({label: 0 for label in detector.labels})
+        # Track ids only grow within a source: counting the ids above the highest seen counts tracks.
+        self.highest_ids: dict[str, int] = {}
+
+    def write(self, ready: list[Ready], found) -> None:
+        detector, summary = self.detector, self.summary
+        found_faces = detector._classify_found(found)
+        for stage, seconds in detector.last_timings.items():
+            summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
+        for item, faces in zip(ready, found_faces):
+            self._write_frame(item, faces)
+
+    def _write_frame(self, item: Ready, faces: list) -> None:
+        summary, name = self.summary, item.reader.name
+        source = item.reader.source
+        fps = None if source.is_live else source.fps
+        # Files keep their own clock (their place in the file / fps), live sources the run's.
+        time_s = item.position / fps if fps else item.read_at - self.started
+        context = {"source": name, "detector": self.detector.detector_name}
+        self.outputs.write(item.index, time_s, faces, None, context)
+        if self.hub is not None:
+            from edge_runtime.serve.hub import FrameView
+
+            # References only: the server draws and serializes what a viewer takes.
+            self.hub.source(name).dropped = item.reader.dropped
+            self.hub.publish(name, FrameView(item.frame, faces, item.index, time_s, context, None, self.config.overlay),
+                             self.detector.last_timings)
+        summary.frames += 1
+        summary.faces += len(faces)
+        self.labels.update(face.label for face in faces if face.label is not None)
+        summary.unlabelled += sum(face.label is None for face in faces)
+        summary.uncertain += sum(face.uncertain for face in faces)
+        highest = self.highest_ids.get(name, 0)
+        new_ids = {face.track_id for face in faces if face.track_id > highest}
+        summary.tracks += len(new_ids)
+        self.highest_ids[name] = max(new_ids, default=highest)
+
+
 def loop_many(config, detector, readers: list[SourceReader], changed: threading.Condition, outputs, summary, hub=None) -> str:
-    """The loop over several sources (see the module's doc); fills `summary`, returns why it ended."""
-    from collections import Counter
+    """The loop over several sources (see the module's doc); fills `summary`, returns why it ended.
 
-    from edge_runtime.draw import draw_faces
-    from edge_runtime.outputs import face_record, to_bgr
-
-    labels: Counter = Counter({label: 0 for label in detector.labels})
-    highest_ids = {reader.name: 0 for reader in readers}
+    Two stages overlap: this thread takes the ready frames and searches them for faces
+    (`EmotionDetector._track_search`) while a worker thread classifies the step before and writes
+    it (`StepWriter`). The detector and the model both run in native code without the GIL, so
+    on two cores they run side by side rather than in turn. One step at a time is in flight,
+    so records keep their order, and an error in the worker ends the loop at the next step.
+    """
     started = time.perf_counter()
+    writer = StepWriter(config, detector, outputs, summary, hub, started)
+    taken = 0
     try:
-        while True:
-            ready = next_frames(readers, changed)
-            if ready is None:
-                return "end of every source"
-            found = detector._track([(item.reader.name, item.frame) for item in ready])
-            for stage, seconds in detector.last_timings.items():
-                summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
-            for item, faces in zip(ready, found):
-                source = item.reader.source
-                fps = None if source.is_live else source.fps
-                # Files keep their own clock (their place in the file / fps), live sources the run's.
-                time_s = item.position / fps if fps else item.read_at - started
-                context = {"source": item.reader.name, "detector": detector.detector_name}
-                outputs.write(item.index, time_s, faces, None, context)
-                if hub is not None:
-                    annotated = draw_faces(to_bgr(item.frame), faces, None, overlay=config.overlay)
-                    hub.source(item.reader.name).dropped = item.reader.dropped
-                    records = [face_record(item.index, time_s, face, context) for face in faces]
-                    hub.publish(item.reader.name, annotated, records or None, len(faces), detector.last_timings)
-                summary.frames += 1
-                summary.faces += len(faces)
-                labels.update(face.label for face in faces if face.label is not None)
-                summary.unlabelled += sum(face.label is None for face in faces)
-                summary.uncertain += sum(face.uncertain for face in faces)
-                new_ids = {face.track_id for face in faces if face.track_id > highest_ids[item.reader.name]}
-                summary.tracks += len(new_ids)
-                highest_ids[item.reader.name] = max(new_ids, default=highest_ids[item.reader.name])
-            if config.max_frames is not None and summary.frames >= config.max_frames:
-                return f"max frames ({config.max_frames})"
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify") as worker:
+            in_flight = None
+            stopped_by = "end of every source"
+            while (ready := next_frames(readers, changed)) is not None:
+                found = detector._track_search([(item.reader.name, item.frame) for item in ready])
+                if in_flight is not None:
+                    in_flight.result()  # the step before is written, or its error raised here
+                in_flight = worker.submit(writer.write, ready, found)
+                taken += len(ready)
+                if config.max_frames is not None and taken >= config.max_frames:
+                    stopped_by = f"max frames ({config.max_frames})"
+                    break
+            if in_flight is not None:
+                in_flight.result()
+        return stopped_by
     finally:
         summary.seconds = time.perf_counter() - started
-        summary.label_counts = dict(labels)
+        summary.label_counts = dict(writer.labels)

@@ -18,7 +18,7 @@ from edge_runtime.detectors import DetectorFallbackWarning, DetectorSettings
 from edge_runtime.display import Window
 from edge_runtime.frame_source import SourceError
 from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
-from edge_runtime.outputs import Outputs, face_record
+from edge_runtime.outputs import Outputs
 from edge_runtime.photos import AnnotatedImages
 from edge_runtime.rotation import Rotation
 from edge_runtime.settings import ModelSettings, PipelineSettings
@@ -331,20 +331,22 @@ def _start_server(config: RunConfig):
         raise ServeError(f"--serve needs aiohttp and prometheus-client: {install_hint('serve')}") from None
 
     host, port = config.serve
-    server = Server(Hub(config.serve_fps), host, port, config.serve_token, config.serve_max_clients, config.stall_timeout,
-                    config.serve_fps)
+    server = Server(Hub(config.serve_fps), host, port, config.serve_token, config.serve_max_clients, config.stall_timeout)
     server.start()
     return server
 
 
 def _loop(config, detector, source, window, outputs, summary, images=None, hub=None) -> str:
+    if hub is not None:
+        from edge_runtime.serve.hub import FrameView
     labels: Counter = Counter({label: 0 for label in detector.labels})
     # Track ids only grow within a video, so counting the ids above the highest seen counts
     # distinct tracks in constant memory (a set of every id would grow for as long as the run).
     highest_id = 0
     started = time.perf_counter()
     stopped_by = "end of source"
-    annotate = window is not None or outputs.wants_annotated_frames or images is not None or hub is not None
+    # The server draws only the frames a viewer takes (see `edge_runtime.serve.hub`).
+    annotate = window is not None or outputs.wants_annotated_frames or images is not None
     try:
         for result in stream_frames(detector, source, whole_image=config.whole_image, annotate=annotate, overlay=config.overlay):
             for stage, seconds in result.timings.items():
@@ -355,9 +357,9 @@ def _loop(config, detector, source, window, outputs, summary, images=None, hub=N
             if images is not None:
                 images.write(result.annotated)
             if hub is not None:
-                records = [face_record(result.index, result.time, face, context) for face in faces]
                 hub.source(result.source).dropped = source.dropped
-                hub.publish(result.source, result.annotated, records or None, len(faces), result.timings)
+                hub.publish(result.source, FrameView(result.frame, faces, result.index, result.time, context, result.fps,
+                                                     config.overlay, result.annotated), result.timings)
             summary.frames += 1
             summary.faces += len(faces)
             labels.update(face.label for face in faces if face.label is not None)

@@ -42,6 +42,8 @@ class FrameResult:
         timings: seconds spent on this frame in detect / preprocess / infer.
         whole: True when the frame was classified whole, as one face, without detection
             (`whole_image`, or a photo that is already a face crop).
+        fps: frames per second of the loop so far (smoothed), what the drawing shows; None
+            for the first frame and for photos.
     """
 
     index: int
@@ -52,6 +54,7 @@ class FrameResult:
     annotated: np.ndarray | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     whole: bool = False
+    fps: float | None = None
 
     def record_context(self, detector_name: str) -> dict[str, object]:
         """The run's context in this frame's records (see `outputs.face_record`): its source,
@@ -89,8 +92,7 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
             # Files keep their own clock (frame / fps), so their records are the same on every run;
             # frames dropped to keep `--realtime` pace advance it too.
             time_s, name = ((index + source.dropped) / media_fps if media_fps else now - started), source.name
-        annotated = None
-        if annotate:
-            annotated = draw_faces(to_bgr(frame), faces, None if source.is_photo else shown_fps, overlay=overlay)
-        yield FrameResult(index, time_s, name, faces, frame, annotated, dict(detector.last_timings), whole)
+        fps = None if source.is_photo else shown_fps
+        annotated = draw_faces(to_bgr(frame), faces, fps, overlay=overlay) if annotate else None
+        yield FrameResult(index, time_s, name, faces, frame, annotated, dict(detector.last_timings), whole, fps)
         index += 1

@@ -169,8 +169,12 @@ class IoUTracker:
 
     def smooth(self, track_id: int, probabilities: np.ndarray) -> np.ndarray:
         """Folds a new probability vector into the track's moving average and returns it."""
+        return self.smooth_track(self.tracks.get(track_id), probabilities)
+
+    def smooth_track(self, track: Track | None, probabilities: np.ndarray) -> np.ndarray:
+        """`smooth` for a track taken when its frame was searched: the same average even when a
+        later frame has ended the track since (its classification may run behind the search)."""
         probabilities = np.asarray(probabilities, dtype=np.float32)
-        track = self.tracks.get(track_id)
         if track is None:
             return probabilities
         if track.probabilities is None or self.smooth_weight == 0.0:

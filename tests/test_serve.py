@@ -24,15 +24,20 @@ from typer.testing import CliRunner
 aiohttp = pytest.importorskip("aiohttp", reason="needs the serve extra: pip install -e '.[serve]'")
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
+from edge_runtime.api import Face  # noqa: E402
 from edge_runtime.cli import app  # noqa: E402
+from edge_runtime.detectors import DetectorSettings  # noqa: E402
 from edge_runtime.serve import parse_address  # noqa: E402
 from edge_runtime.serve.app import build_app  # noqa: E402
-from edge_runtime.serve.hub import Hub  # noqa: E402
+from edge_runtime.serve.hub import FrameView, Hub  # noqa: E402
+from edge_runtime.settings import ModelSettings  # noqa: E402
 from edge_runtime.sources import demo_clip_path  # noqa: E402
 
 EDGE_RUN = Path(sys.executable).parent / "edge-run"
 RECORD = {"frame": 0, "time": 0.0, "source": "cam", "detector": "yunet", "track_id": 1, "box": [1, 2, 3, 4], "score": 0.9,
           "label": "happy", "confidence": 0.8, "uncertain": False, "probabilities": {"happy": 0.8}}
+FACE = Face(box=(1, 2, 3, 4), track_id=1, label="happy", confidence=0.8, probabilities={"happy": 0.8}, uncertain=False, score=0.9)
+TIMINGS = {"detect": 0.003, "preprocess": 0.001, "infer": 0.002}
 
 
 def frame(value: int = 90) -> np.ndarray:
@@ -43,7 +48,7 @@ def serve(hub: Hub, check, token: str | None = None, max_clients: int = 8, stall
     """Runs `check(client)` (a coroutine function) against the app on a test server."""
     async def main():
         hub.attach(asyncio.get_running_loop())
-        client = TestClient(TestServer(build_app(hub, token, max_clients, stall_timeout, max_fps=60.0)))
+        client = TestClient(TestServer(build_app(hub, token, max_clients, stall_timeout)))
         await client.start_server()
         try:
             await check(client)
@@ -54,8 +59,8 @@ def serve(hub: Hub, check, token: str | None = None, max_clients: int = 8, stall
 
 def publish(hub: Hub, count: int = 1, source: str = "cam", faces: bool = True) -> None:
     for index in range(count):
-        hub.publish(source, frame(index % 255), [dict(RECORD, frame=index, source=source)] if faces else None, 1 if faces else 0,
-                    {"detect": 0.003, "preprocess": 0.001, "infer": 0.002})
+        view = FrameView(frame(index % 255), [FACE] if faces else [], index, 0.0, {"source": source, "detector": "yunet"})
+        hub.publish(source, view, TIMINGS)
 
 
 def test_every_endpoint_answers():
@@ -146,6 +151,103 @@ def test_a_source_without_frames_for_the_stall_timeout_is_unhealthy():
         assert health.status == 503 and (await health.json())["stalled"] == ["cam"]
 
     serve(hub, check, stall_timeout=0.2)
+
+
+class CountedView(FrameView):
+    """A published frame that notes each time the server draws it or serializes its records."""
+
+    def drawn(self):
+        WORK.append("draw")
+        return super().drawn()
+
+    def event(self):
+        WORK.append("event")
+        return super().event()
+
+
+WORK: list[str] = []
+
+
+def publish_counted(hub: Hub, count: int, pause_s: float = 0.0) -> None:
+    for index in range(count):
+        hub.publish("cam", CountedView(frame(index % 255), [FACE], index, 0.0, {"source": "cam", "detector": "yunet"}), TIMINGS)
+        time.sleep(pause_s)
+
+
+async def read_for(response, seconds: float) -> bytes:
+    """What a viewer receives in `seconds`."""
+    received, deadline = b"", time.monotonic() + seconds
+    with contextlib.suppress(asyncio.TimeoutError):
+        while time.monotonic() < deadline:
+            received += await asyncio.wait_for(response.content.readany(), max(0.01, deadline - time.monotonic()))
+    return received
+
+
+def test_frames_nobody_takes_are_never_drawn_and_viewers_share_one_encoding_at_the_stream_rate():
+    hub = Hub(max_fps=10.0)
+    WORK.clear()
+
+    async def check(client):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, publish_counted, hub, 50)
+        assert WORK == [], "frames were drawn or serialized with nobody watching"
+        assert (await (await client.get("/snapshot.jpg")).read())[:2] == b"\xff\xd8"
+        assert WORK == ["draw"]  # the snapshot drew the newest frame, once
+        viewers = [await client.get("/stream.mjpg") for _ in range(4)]
+        WORK.clear()
+        started = time.monotonic()
+        publishing = loop.run_in_executor(None, publish_counted, hub, 300, 0.005)
+        received = await asyncio.gather(*(read_for(viewer, 1.5) for viewer in viewers))
+        elapsed = time.monotonic() - started
+        await publishing
+        draws = WORK.count("draw")
+        # At most --serve-fps encodings a second, whatever the number of viewers: 4 viewers, one encoding each frame sent.
+        assert 1 <= draws <= 10 * elapsed + 2, (draws, elapsed)
+        parts = [part.count(b"--frame\r\n") for part in received]
+        assert min(parts) >= 1 and sum(parts) > draws, (parts, draws)
+        for viewer in viewers:
+            viewer.close()
+
+    serve(hub, check)
+
+
+def test_a_frame_s_records_are_serialized_once_for_every_events_viewer():
+    hub = Hub()
+    WORK.clear()
+
+    async def check(client):
+        viewers = [await client.get("/events") for _ in range(3)]
+        publishing = asyncio.get_running_loop().run_in_executor(None, publish_counted, hub, 20, 0.02)
+        received = await asyncio.gather(*(read_for(viewer, 1.0) for viewer in viewers))
+        await publishing
+        events = [part.count(b"data: ") for part in received]
+        assert all(json.loads(line[len(b"data: "):]) == [dict(RECORD, frame=json.loads(line[len(b"data: "):])[0]["frame"])]
+                   for part in received for line in part.split(b"\n\n") if line)
+        assert min(events) >= 1 and WORK.count("event") <= 20 and sum(events) > WORK.count("event"), (events, WORK.count("event"))
+        for viewer in viewers:
+            viewer.close()
+
+    serve(hub, check)
+
+
+@pytest.mark.parametrize("sources", [1, 2])
+def test_a_served_run_nobody_watches_draws_no_frame(sources, tmp_path, monkeypatch):
+    import edge_runtime.draw
+    import edge_runtime.stream
+    from edge_runtime.runner import RunConfig, run
+    from tests.conftest import FIXTURE_MODELS
+    from tests.test_video_job import cut_demo
+
+    drawn = []
+    draw = edge_runtime.draw.draw_faces
+    counted = lambda *args, **kwargs: drawn.append(1) or draw(*args, **kwargs)  # noqa: E731
+    monkeypatch.setattr(edge_runtime.draw, "draw_faces", counted)
+    monkeypatch.setattr(edge_runtime.stream, "draw_faces", counted)
+    clips = [str(cut_demo(tmp_path / f"{index}.mp4", 0, 20)) for index in range(sources)]
+    summary = run(RunConfig(source=clips[0], more_sources=tuple(clips[1:]), model=ModelSettings(FIXTURE_MODELS["onnx"], "onnx"),
+                            detector=DetectorSettings(name="haar"), display=False, serve=("127.0.0.1", free_port())))
+    assert summary.frames == 20 * sources and summary.faces > 0
+    assert drawn == []
 
 
 @pytest.mark.parametrize("address, message", [

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import threading
 import time
 from importlib.resources import files
@@ -51,8 +50,9 @@ class Viewers:
         self.hub.viewers = self.open
 
 
-def build_app(hub: Hub, token: str | None, max_clients: int, stall_timeout: float, max_fps: float) -> web.Application:
-    """The web application over a hub (tests drive it with aiohttp's test client)."""
+def build_app(hub: Hub, token: str | None, max_clients: int, stall_timeout: float) -> web.Application:
+    """The web application over a hub, whose `max_fps` is the stream's rate (tests drive it with
+    aiohttp's test client)."""
     app = web.Application(middlewares=[_auth(token)] if token else [])
     viewers = Viewers(hub, max_clients)
     metrics = _Metrics(hub)
@@ -72,17 +72,19 @@ def build_app(hub: Hub, token: str | None, max_clients: int, stall_timeout: floa
                                                "Cache-Control": "no-store"})
         try:
             await response.prepare(request)
-            sent, next_at = -1, 0.0
+            sent = 0
             while True:
                 state = _first(hub, source)
-                if state is not None and state.jpeg is not None and state.frame_number != sent:
-                    sent, jpeg = state.frame_number, state.jpeg
+                jpeg, number, wait = hub.stream_jpeg(state) if state is not None else (None, 0, 0.0)
+                if jpeg is not None and number != sent:
+                    sent = number
+                    # The newest frame or nothing: a slow viewer's write waits here, the pipeline never does.
                     await response.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
                                          + jpeg + b"\r\n")
-                    # The newest frame or nothing: a slow viewer's write waits above, the pipeline never does.
-                    next_at = time.monotonic() + 1.0 / max_fps
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-                await hub.wait_for_change(1.0)
+                if wait > 0:
+                    await asyncio.sleep(wait)  # a newer frame waits for the hub's rate (--serve-fps)
+                else:
+                    await hub.wait_for_change(1.0)
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the viewer left, or the server stops: routine
         finally:
@@ -98,9 +100,10 @@ def build_app(hub: Hub, token: str | None, max_clients: int, stall_timeout: floa
             seen: dict[str, int] = {}
             while True:
                 for state in list(hub.sources.values()):
-                    if state.event is not None and state.event_number != seen.get(state.name):
-                        seen[state.name] = state.event_number
-                        await response.write(f"data: {json.dumps(state.event, allow_nan=False)}\n\n".encode())
+                    data, number = hub.event_data(state)
+                    if data is not None and number != seen.get(state.name):
+                        seen[state.name] = number
+                        await response.write(data)
                 await hub.wait_for_change(1.0)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -192,10 +195,9 @@ class _Metrics:
 class Server:
     """The app on its own thread and event loop, started and stopped by the pipeline's run."""
 
-    def __init__(self, hub: Hub, host: str, port: int, token: str | None, max_clients: int, stall_timeout: float,
-                 max_fps: float) -> None:
+    def __init__(self, hub: Hub, host: str, port: int, token: str | None, max_clients: int, stall_timeout: float) -> None:
         self.hub, self.host, self.port = hub, host, port
-        self._app_args = (token, max_clients, stall_timeout, max_fps)
+        self._app_args = (token, max_clients, stall_timeout)
         self._ready = threading.Event()
         self._error: str = ""
         self._stop: asyncio.Event | None = None

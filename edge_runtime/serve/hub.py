@@ -1,14 +1,17 @@
 """What the pipeline hands the web server: the newest frame and records, never a queue.
 
-The pipeline thread publishes each frame here and never waits for a viewer: a viewer that is
-slow, stalled or gone only misses frames. Viewers wait on an asyncio condition in the server's
-event loop and always read the newest frame (one slot per source), so what a viewer costs the
-pipeline is one JPEG encoding per frame while anyone watches, at most `max_fps` a second.
+The pipeline thread publishes each frame here as references (the frame as read, its faces)
+and never waits for a viewer: a viewer that is slow, stalled or gone only misses frames. All
+the serving work happens in the server's event loop, and only when someone takes it: a frame is
+drawn and JPEG-encoded when a stream viewer or a snapshot asks for it, at most `max_fps` times a
+second per source, once for every viewer; a frame's /events record is serialized once, for
+every events viewer. So a server nobody watches costs the pipeline a few counters per frame.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,9 +23,53 @@ MAX_KEPT_STAGE_TIMES = 10_000  # per stage and source, between two /metrics scra
 JPEG_QUALITY = 80  # the stream and the snapshot: a third of the bytes of 95, no visible loss at 640x480
 
 
+@dataclass(frozen=True)
+class FrameView:
+    """One processed frame as the pipeline publishes it: references, nothing drawn or encoded.
+
+    Attributes:
+        frame: the frame as read (the pipeline never changes it afterwards).
+        faces: what the detector found in it.
+        index: the frame's number in its source; time_s: its time (see `face_record`).
+        context: the keys every record of the run carries (source, detector).
+        fps: the FPS to draw in the corner, or None.
+        overlay: how faces are drawn (see `edge_runtime.draw.draw_faces`).
+        annotated: the frame already drawn, when the run drew it anyway (a window, a video).
+    """
+
+    frame: np.ndarray = field(repr=False)
+    faces: list = field(repr=False)
+    index: int
+    time_s: float | None
+    context: dict
+    fps: float | None = None
+    overlay: str = "bars"
+    annotated: np.ndarray | None = field(default=None, repr=False)
+
+    def drawn(self) -> np.ndarray:
+        """The frame with its faces drawn (a copy: the frame as read stays as it is)."""
+        if self.annotated is not None:
+            return self.annotated
+        from edge_runtime.draw import draw_faces
+        from edge_runtime.outputs import to_bgr
+
+        return draw_faces(to_bgr(self.frame), self.faces, self.fps, overlay=self.overlay)
+
+    def event(self) -> bytes:
+        """The frame's records in the JSONL schema as one Server-Sent Event."""
+        from edge_runtime.outputs import face_record
+
+        records = [face_record(self.index, self.time_s, face, self.context) for face in self.faces]
+        return f"data: {json.dumps(records, allow_nan=False)}\n\n".encode()
+
+
 @dataclass
 class SourceState:
-    """The newest of one source, and its counters (read by /healthz and /metrics)."""
+    """The newest of one source, and its counters (read by /healthz and /metrics).
+
+    The pipeline thread sets the counters and the views; the server's event loop alone makes
+    and reads the encoded forms (`jpeg`, `event_data`), so they need no lock.
+    """
 
     name: str
     frames: int = 0
@@ -31,31 +78,35 @@ class SourceState:
     last_frame_at: float | None = None  # time.monotonic() of the last frame
     fps: float = 0.0
     latency_ms: float = 0.0  # detect + preprocess + infer of a frame, smoothed
-    latest: np.ndarray | None = None  # the newest annotated frame, for a snapshot
-    jpeg: bytes | None = None
-    jpeg_at: float = 0.0
-    frame_number: int = 0  # counts published JPEGs, so a viewer can tell a new one
-    event: dict | None = None
+    view: FrameView | None = None  # the newest frame
+    view_number: int = 0  # counts published frames, so a reader can tell a new one
+    event_view: FrameView | None = None  # the newest frame with faces
     event_number: int = 0
+    jpeg: bytes | None = None
+    jpeg_number: int = 0  # the view_number the JPEG shows
+    jpeg_at: float = float("-inf")  # when it was encoded
+    event_data: bytes | None = None
+    event_data_number: int = 0  # the event_number it holds
     stage_seconds: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Hub:
-    """The newest annotated frame and records of each source, shared by the pipeline thread and
-    the server's event loop.
+    """The newest frame and records of each source, shared by the pipeline thread and the
+    server's event loop.
 
     Args:
-        max_fps: JPEGs encoded per second per source at most (the stream's rate).
+        max_fps: frames encoded per second per source at most (the stream's rate).
     """
 
     def __init__(self, max_fps: float = 15.0) -> None:
         self.max_fps = float(max_fps)
         self.sources: dict[str, SourceState] = {}
         self.run_info: dict[str, str] = {}
-        self.viewers = 0  # streams open now; no JPEG is encoded while it is 0
+        self.viewers = 0  # streams open now; nothing wakes the server's loop while it is 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None  # set once for every waiter, then replaced
+        self._wake_pending = False  # a wake-up is on its way to the loop: frames before it need no other
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Binds the hub to the server's event loop (called from inside it)."""
@@ -66,9 +117,9 @@ class Hub:
         with self._lock:
             return self.sources.setdefault(name, SourceState(name))
 
-    def publish(self, source: str, annotated: np.ndarray | None, event: dict | None, faces: int,
-                timings: dict[str, float]) -> None:
-        """Called by the pipeline thread for every frame; never blocks on a viewer."""
+    def publish(self, source: str, view: FrameView, timings: dict[str, float]) -> None:
+        """Called by the pipeline thread for every frame; never blocks on a viewer, and draws,
+        encodes and serializes nothing (see the module's doc)."""
         now = time.monotonic()
         state = self.source(source)
         with self._lock:
@@ -76,7 +127,7 @@ class Hub:
                 instant = 1.0 / max(now - state.last_frame_at, 1e-6)
                 state.fps = instant if state.fps == 0.0 else 0.9 * state.fps + 0.1 * instant
             state.frames += 1
-            state.faces += faces
+            state.faces += len(view.faces)
             state.last_frame_at = now
             for stage, seconds in timings.items():
                 # Bounded: a server nobody scrapes keeps the last minute or so, not the whole run.
@@ -85,29 +136,55 @@ class Hub:
                     kept.append(seconds)
             latency = 1000.0 * sum(timings.values())
             state.latency_ms = latency if state.latency_ms == 0.0 else 0.9 * state.latency_ms + 0.1 * latency
-            wants_jpeg = annotated is not None and self.viewers > 0 and now - state.jpeg_at >= 1.0 / self.max_fps
-        if annotated is not None:
-            state.latest = annotated  # a new array every frame: a reference, not a copy
-        if wants_jpeg:
-            ok, encoded = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            if ok:
-                with self._lock:
-                    state.jpeg, state.jpeg_at, state.frame_number = encoded.tobytes(), now, state.frame_number + 1
-        if event is not None:
-            with self._lock:
-                state.event, state.event_number = event, state.event_number + 1
+            state.view, state.view_number = view, state.view_number + 1
+            if view.faces:
+                state.event_view, state.event_number = view, state.event_number + 1
         self._wake()
 
+    def stream_jpeg(self, state: SourceState) -> tuple[bytes | None, int, float]:
+        """For the stream, in the server's loop: (the JPEG of the source's newest frame or None,
+        the frame's number, seconds until a newer frame may be encoded (0: none is waiting)).
+
+        The one limit of the stream's rate: a frame is encoded at most `max_fps` times a second
+        per source, whatever the number of viewers, who all send the same bytes.
+        """
+        with self._lock:
+            view, number = state.view, state.view_number
+        if view is None or number == state.jpeg_number:
+            return state.jpeg, state.jpeg_number, 0.0
+        wait = state.jpeg_at + 1.0 / self.max_fps - time.monotonic()
+        if wait > 0:
+            return state.jpeg, state.jpeg_number, wait
+        self._encode(state, view, number)
+        return state.jpeg, state.jpeg_number, 0.0
+
     def snapshot_jpeg(self, source: str | None = None) -> bytes | None:
-        """The newest annotated frame of a source (the first by default) as a JPEG, or None
-        before the first frame."""
+        """The newest frame of a source (the first by default) as a JPEG, or None before the
+        first frame (in the server's loop; encoded now unless the stream just did)."""
         with self._lock:
             states = list(self.sources.values()) if source is None else [self.sources.get(source)]
-        latest = next((s.latest for s in states if s is not None and s.latest is not None), None)
-        if latest is None:
+            state = next((s for s in states if s is not None and s.view is not None), None)
+            view, number = (state.view, state.view_number) if state is not None else (None, 0)
+        if view is None:
             return None
-        ok, encoded = cv2.imencode(".jpg", latest, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        return encoded.tobytes() if ok else None
+        if number != state.jpeg_number:
+            self._encode(state, view, number)
+        return state.jpeg
+
+    def event_data(self, state: SourceState) -> tuple[bytes | None, int]:
+        """For /events, in the server's loop: the newest frame with faces as one Server-Sent
+        Event, serialized once for every viewer, and its number."""
+        with self._lock:
+            view, number = state.event_view, state.event_number
+        if view is not None and number != state.event_data_number:
+            state.event_data, state.event_data_number = view.event(), number
+        return state.event_data, state.event_data_number
+
+    @staticmethod
+    def _encode(state: SourceState, view: FrameView, number: int) -> None:
+        ok, encoded = cv2.imencode(".jpg", view.drawn(), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            state.jpeg, state.jpeg_number, state.jpeg_at = encoded.tobytes(), number, time.monotonic()
 
     def take_stage_seconds(self) -> dict[str, dict[str, list[float]]]:
         """Stage times collected since the last call, per source (for the metrics histograms)."""
@@ -128,8 +205,9 @@ class Hub:
         """Wakes the viewers waiting in the server's loop: one cheap call into it, and none at all
         while nobody watches (the pipeline pays nothing for a server without viewers)."""
         loop = self._loop
-        if loop is None or self.viewers == 0:
+        if loop is None or self.viewers == 0 or self._wake_pending:
             return
+        self._wake_pending = True
         try:
             loop.call_soon_threadsafe(self._release_waiters)
         except RuntimeError:
@@ -137,5 +215,6 @@ class Hub:
 
     def _release_waiters(self) -> None:
         # In the server's loop: everyone waiting on this event goes; later waiters wait on a new one.
+        self._wake_pending = False
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
