@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from benchmarks.plot import PlotError, check_plotting, write_plot  # noqa: E402
 from benchmarks.report import render_text, write_json, write_markdown  # noqa: E402
 from benchmarks.rows import FAILED  # noqa: E402
-from benchmarks.scene import SceneSettings  # noqa: E402
+from benchmarks.scenes import SceneSettings  # noqa: E402
 from benchmarks.stats import LoopSettings  # noqa: E402
 from edge_runtime.backends import BackendError  # noqa: E402
 from edge_runtime.choices import BackendChoice, choice_enum  # noqa: E402

@@ -1,6 +1,6 @@
 """`edge-bench scene`: the full runtime pipeline on frames with known faces.
 
-Frames of 640x480 are built by pasting FER-2013 faces from an evaluation split (PublicTest by
+Frames of 640x480 are built (`benchmarks.scenes.build_scene`) by pasting FER-2013 faces from an evaluation split (PublicTest by
 default, so never a face the model trained on), upscaled to 144-192 px, at known boxes on a
 smooth random background, with clearance between faces and from the frame's edges. The
 runtime (`EmotionDetector`: the chosen detector, its crop mapping, one model call) then runs on
@@ -19,103 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmarks.scenes import background, match_boxes, paste_face
+from benchmarks.scenes import SceneFrame, match_boxes
 from edge_runtime.detectors import iou
 from edge_runtime.labels import NUM_CLASSES
 from trainer.batches import predict_in_batches
 from trainer.fer2013 import Split
 
-FRAME_WIDTH, FRAME_HEIGHT = 640, 480
-FACE_SIDES = (144, 192)
-CLEARANCE = 24  # pixels kept free around every pasted face
-PLACEMENT_TRIES = 200
 STRAY_IOU = 0.1  # a detection overlapping every true face less than this is on the background
-
-
-@dataclass(frozen=True)
-class SceneSettings:
-    """How the scene is built and scored.
-
-    Attributes:
-        frames: number of frames.
-        faces_per_frame: (fewest, most) faces in one frame.
-        face_sides: (smallest, largest) side of a pasted face, in pixels.
-        seed: random seed for faces, sizes, places and background.
-        iou_threshold: a detection matches a true face at this IoU or more.
-        width, height: frame size.
-        max_tilt: faces are turned by a random angle within +-max_tilt degrees (0: upright).
-    """
-
-    frames: int = 200
-    faces_per_frame: tuple[int, int] = (1, 3)
-    face_sides: tuple[int, int] = FACE_SIDES
-    seed: int = 0
-    iou_threshold: float = 0.4
-    width: int = FRAME_WIDTH
-    height: int = FRAME_HEIGHT
-    max_tilt: float = 0.0
-
-    def __post_init__(self) -> None:
-        low, high = self.faces_per_frame
-        if self.frames < 1 or not 1 <= low <= high:
-            raise ValueError(f"frames {self.frames}, faces per frame {low}..{high}: expected frames >= 1 and 1 <= fewest <= most")
-        if not 0.0 < self.iou_threshold <= 1.0:
-            raise ValueError(f"IoU threshold {self.iou_threshold}: expected a value in (0, 1]")
-
-
-@dataclass
-class SceneFrame:
-    """One built frame and its truth: boxes (x, y, w, h), label indices, and the source faces' indices."""
-
-    image: np.ndarray
-    boxes: list[tuple[int, int, int, int]]
-    labels: list[int]
-    face_indices: list[int] = field(default_factory=list)
-
-
-def place_boxes(rng: np.random.Generator, count: int, sides: tuple[int, int], width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Up to `count` square boxes that keep CLEARANCE from each other and from the edges."""
-    boxes: list[tuple[int, int, int, int]] = []
-    for _ in range(PLACEMENT_TRIES):
-        if len(boxes) == count:
-            break
-        side = int(rng.integers(sides[0], sides[1] + 1))
-        if side + 2 * CLEARANCE > min(width, height):
-            continue
-        x = int(rng.integers(CLEARANCE, width - side - CLEARANCE + 1))
-        y = int(rng.integers(CLEARANCE, height - side - CLEARANCE + 1))
-        grown = (x - CLEARANCE, y - CLEARANCE, side + 2 * CLEARANCE, side + 2 * CLEARANCE)
-        if all(iou(grown, other) == 0.0 for other in boxes):
-            boxes.append((x, y, side, side))
-    return boxes
-
-
-def build_scene(split: Split, settings: SceneSettings) -> list[SceneFrame]:
-    """The scene's frames; faces come from `split` in a seeded order, none used twice until all were.
-
-    Raises:
-        ValueError: for an empty split.
-    """
-    if len(split) == 0:
-        raise ValueError("cannot build a scene from an empty split")
-    rng = np.random.default_rng(settings.seed)
-    order = rng.permutation(len(split))
-    next_face = 0
-    frames = []
-    for number in range(settings.frames):
-        image = background((settings.width, settings.height), seed=settings.seed * 100_003 + number)
-        count = int(rng.integers(settings.faces_per_frame[0], settings.faces_per_frame[1] + 1))
-        boxes = place_boxes(rng, count, settings.face_sides, settings.width, settings.height)
-        labels, indices = [], []
-        for x, y, w, h in boxes:
-            index = int(order[next_face % len(order)])
-            next_face += 1
-            angle = float(rng.uniform(-settings.max_tilt, settings.max_tilt)) if settings.max_tilt else 0.0
-            paste_face(image, split.images[index], (x, y, w, h), angle)
-            labels.append(int(split.labels[index]))
-            indices.append(index)
-        frames.append(SceneFrame(image, boxes, labels, indices))
-    return frames
 
 
 @dataclass

@@ -14,7 +14,8 @@ import numpy as np
 from benchmarks.environment import environment
 from benchmarks.inputs import load_eval_split
 from benchmarks.rows import error_text, failed_row, ok_row
-from benchmarks.scene import SceneSettings, build_scene, crop_accuracy, score_scene
+from benchmarks.scene import crop_accuracy, score_scene
+from benchmarks.scenes import SceneSettings, build_scene
 from edge_runtime.atomic import atomic_path
 from edge_runtime.detectors import DETECTOR_NAMES
 

@@ -1,4 +1,5 @@
-"""Test scenes: real 48x48 faces pasted, upscaled, into frames at known boxes.
+"""Test scenes: real 48x48 faces pasted, upscaled, into frames at known boxes
+(`build_scene`: 640x480 frames of FER-2013 faces of 144-192 px, with clearance between them).
 
 The demo clip, the crop-margin measurement and the tests build frames this way, so the
 ground truth (where each face is and which label it has) is exact. Haar finds FER-2013 faces
@@ -8,15 +9,107 @@ only when they are upscaled well beyond 48 px and surrounded by background, henc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_runtime.detectors import iou
+from trainer.fer2013 import Split
 
-FRAME_SIZE = (640, 480)  # width, height
+FRAME_WIDTH, FRAME_HEIGHT = 640, 480
+FRAME_SIZE = (FRAME_WIDTH, FRAME_HEIGHT)
+FACE_SIDES = (144, 192)
+CLEARANCE = 24  # pixels kept free around every pasted face
+PLACEMENT_TRIES = 200
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """How the scene is built and scored.
+
+    Attributes:
+        frames: number of frames.
+        faces_per_frame: (fewest, most) faces in one frame.
+        face_sides: (smallest, largest) side of a pasted face, in pixels.
+        seed: random seed for faces, sizes, places and background.
+        iou_threshold: a detection matches a true face at this IoU or more.
+        width, height: frame size.
+        max_tilt: faces are turned by a random angle within +-max_tilt degrees (0: upright).
+    """
+
+    frames: int = 200
+    faces_per_frame: tuple[int, int] = (1, 3)
+    face_sides: tuple[int, int] = FACE_SIDES
+    seed: int = 0
+    iou_threshold: float = 0.4
+    width: int = FRAME_WIDTH
+    height: int = FRAME_HEIGHT
+    max_tilt: float = 0.0
+
+    def __post_init__(self) -> None:
+        low, high = self.faces_per_frame
+        if self.frames < 1 or not 1 <= low <= high:
+            raise ValueError(f"frames {self.frames}, faces per frame {low}..{high}: expected frames >= 1 and 1 <= fewest <= most")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ValueError(f"IoU threshold {self.iou_threshold}: expected a value in (0, 1]")
+
+
+@dataclass
+class SceneFrame:
+    """One built frame and its truth: boxes (x, y, w, h), label indices, and the source faces' indices."""
+
+    image: np.ndarray
+    boxes: list[tuple[int, int, int, int]]
+    labels: list[int]
+    face_indices: list[int] = field(default_factory=list)
+
+
+def place_boxes(rng: np.random.Generator, count: int, sides: tuple[int, int], width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Up to `count` square boxes that keep CLEARANCE from each other and from the edges."""
+    boxes: list[tuple[int, int, int, int]] = []
+    for _ in range(PLACEMENT_TRIES):
+        if len(boxes) == count:
+            break
+        side = int(rng.integers(sides[0], sides[1] + 1))
+        if side + 2 * CLEARANCE > min(width, height):
+            continue
+        x = int(rng.integers(CLEARANCE, width - side - CLEARANCE + 1))
+        y = int(rng.integers(CLEARANCE, height - side - CLEARANCE + 1))
+        grown = (x - CLEARANCE, y - CLEARANCE, side + 2 * CLEARANCE, side + 2 * CLEARANCE)
+        if all(iou(grown, other) == 0.0 for other in boxes):
+            boxes.append((x, y, side, side))
+    return boxes
+
+
+def build_scene(split: Split, settings: SceneSettings) -> list[SceneFrame]:
+    """The scene's frames; faces come from `split` in a seeded order, none used twice until all were.
+
+    Raises:
+        ValueError: for an empty split.
+    """
+    if len(split) == 0:
+        raise ValueError("cannot build a scene from an empty split")
+    rng = np.random.default_rng(settings.seed)
+    order = rng.permutation(len(split))
+    next_face = 0
+    frames = []
+    for number in range(settings.frames):
+        image = background((settings.width, settings.height), seed=settings.seed * 100_003 + number)
+        count = int(rng.integers(settings.faces_per_frame[0], settings.faces_per_frame[1] + 1))
+        boxes = place_boxes(rng, count, settings.face_sides, settings.width, settings.height)
+        labels, indices = [], []
+        for x, y, w, h in boxes:
+            index = int(order[next_face % len(order)])
+            next_face += 1
+            angle = float(rng.uniform(-settings.max_tilt, settings.max_tilt)) if settings.max_tilt else 0.0
+            paste_face(image, split.images[index], (x, y, w, h), angle)
+            labels.append(int(split.labels[index]))
+            indices.append(index)
+        frames.append(SceneFrame(image, boxes, labels, indices))
+    return frames
+
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import cv2
 from benchmarks.environment import environment
 from benchmarks.inputs import load_eval_split
 from benchmarks.rows import ok_row
-from benchmarks.scene import SceneSettings, build_scene
+from benchmarks.scenes import SceneSettings, build_scene
 
 SOURCE_FPS = 30.0
 REALTIME_DROP_SHARE = 0.01  # under 1% of frames dropped counts as keeping up

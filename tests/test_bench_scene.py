@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from benchmarks.scene import SceneSettings, build_scene, crop_accuracy, score_scene
+from benchmarks.scene import crop_accuracy, score_scene
+from benchmarks.scenes import SceneSettings, build_scene
 from edge_runtime.detectors import iou
 from edge_runtime.labels import LABELS
 from tests.synthetic import synthetic_split

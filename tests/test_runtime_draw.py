@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.scene import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, place_boxes
+from benchmarks.scenes import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, place_boxes
 from edge_runtime.api import Face
 from edge_runtime.draw import MIN_ANNOTATED_SIDE, FaceLayout, draw_faces, layout_overlay, overlap
 from edge_runtime.labels import LABELS

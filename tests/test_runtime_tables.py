@@ -7,20 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_runtime import default_model
-from edge_runtime.choices import BackendChoice, DetectorChoice, choice_enum
-from edge_runtime.detectors import DETECTOR_NAMES
+from edge_runtime.choices import choice_enum
 from edge_runtime.formats import BACKEND_NAMES, BACKENDS, get_backend
 
 runner = CliRunner()
-
-
-def test_cli_choices_are_the_table_rows():
-    from benchmarks import cli as bench_cli
-
-    assert [c.value for c in BackendChoice] == ["auto", *BACKEND_NAMES]
-    assert [c.value for c in DetectorChoice] == ["auto", *DETECTOR_NAMES]
-    assert bench_cli.BackendChoice is BackendChoice  # one enum, not a second copy
-    assert [c.value for c in bench_cli.DetectorChoice] == list(DETECTOR_NAMES)
 
 
 def test_choice_enum_keeps_the_order_and_refuses_empty_or_repeated_values():

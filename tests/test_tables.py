@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks import cli as bench_cli
 from benchmarks.compute import MAC_COUNTERS, reference_model
 from benchmarks.model_bench import plan_models
 from benchmarks.model_set import build_variants
@@ -23,7 +24,8 @@ from benchmarks.stats import LoopSettings
 from convert.exporters import DEFAULT_PRECISION, EXPORTABLE, EXPORTERS, FAMILIES, QUANTIZED_PRECISION, select_formats
 from convert.free_space import expected_size
 from convert.verify import PARITY_THRESHOLDS, judge
-from edge_runtime.detectors import DETECTORS
+from edge_runtime.choices import BackendChoice, DetectorChoice
+from edge_runtime.detectors import DETECTOR_NAMES, DETECTORS
 from edge_runtime.draw import OVERLAYS
 from edge_runtime.formats import BACKEND_NAMES, BACKENDS, FORMATS, MASTER_FORMAT, PRECISIONS, get_backend
 from trainer.augment import CROP_JITTERS
@@ -187,3 +189,10 @@ def test_the_architecture_choices_are_the_architecture_table(folder):
     from trainer.models import ARCHITECTURES
 
     assert cli_choices("edge-train", (), "--arch", folder) == tuple(ARCHITECTURES)
+
+
+def test_cli_choices_are_the_table_rows():
+    assert [c.value for c in BackendChoice] == ["auto", *BACKEND_NAMES]
+    assert [c.value for c in DetectorChoice] == ["auto", *DETECTOR_NAMES]
+    assert bench_cli.BackendChoice is BackendChoice  # one enum, not a second copy
+    assert [c.value for c in bench_cli.DetectorChoice] == list(DETECTOR_NAMES)

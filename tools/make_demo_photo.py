@@ -19,8 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.scene import place_boxes
-from benchmarks.scenes import background, paste_face, read_face
+from benchmarks.scenes import background, paste_face, place_boxes, read_face
 from edge_runtime.atomic import atomic_path, write_json_atomic
 from edge_runtime.sources import demo_photo_path
 

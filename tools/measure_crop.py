@@ -31,8 +31,7 @@ import numpy as np
 
 from benchmarks.accuracy_bench import predict_split
 from benchmarks.inputs import load_eval_split
-from benchmarks.scene import SceneSettings, build_scene
-from benchmarks.scenes import match_boxes
+from benchmarks.scenes import SceneSettings, build_scene, match_boxes
 from edge_runtime.api import load_model
 from edge_runtime.detectors import CropMapping, DetectorSettings, load_detector
 

@@ -25,8 +25,7 @@ import time
 import cv2
 
 from benchmarks.inputs import load_eval_split
-from benchmarks.scene import SceneSettings, build_scene
-from benchmarks.scenes import match_boxes
+from benchmarks.scenes import SceneSettings, build_scene, match_boxes
 from edge_runtime.detectors import DETECTOR_NAMES, DetectorSettings, load_detector
 from edge_runtime.detectors.base import photo_scale
 

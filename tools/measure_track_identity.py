@@ -32,8 +32,7 @@ from collections import defaultdict
 import numpy as np
 
 from benchmarks.inputs import load_eval_split
-from benchmarks.scene import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, place_boxes
-from benchmarks.scenes import background, match_boxes, paste_face
+from benchmarks.scenes import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, background, match_boxes, paste_face, place_boxes
 from edge_runtime.api import EmotionDetector
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.settings import PipelineSettings

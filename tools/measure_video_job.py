@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 
 from benchmarks.inputs import load_eval_split
-from benchmarks.scene import SceneSettings, build_scene
+from benchmarks.scenes import SceneSettings, build_scene
 from edge_runtime.sources import demo_clip_path
 
 FPS = 15.0
