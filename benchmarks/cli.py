@@ -344,6 +344,8 @@ def streams(
     detect_every: Annotated[int, typer.Option(min=1, max=1000, help="Detect every N frames of a source.")] = 3,
     detector_model: DetectorModelOption = None,
     threads: Annotated[Optional[int], typer.Option(min=1, max=max_threads(), help="Inference threads.")] = None,
+    same_cuts: Annotated[bool, typer.Option("--same-cuts", help="Change every source's scene on the same frame (each change "
+                                            "starts a detection in every source at once), not at moments spread over the second.")] = False,
     json_path: JsonOption = None,
     markdown: MarkdownOption = None,
 ) -> None:
@@ -356,7 +358,8 @@ def streams(
     from benchmarks.streams import StreamsConfig, run_streams
 
     config = StreamsConfig(data=data, max_sources=max_sources, seconds=seconds, detect_every=detect_every,
-                           detector_model=detector_model, model=model, backend=backend.value, threads=threads)
+                           detector_model=detector_model, model=model, backend=backend.value, threads=threads,
+                           staggered_cuts=not same_cuts)
     report = _run(lambda: run_streams(config, log=_log), _outputs(json_path, markdown, None))
     _log(f"kept in real time: {report['max_realtime_sources']} source(s); batching across sources: "
          f"{100 * report['batching_gain']:+.1f}% FPS")

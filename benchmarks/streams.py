@@ -1,7 +1,8 @@
 """`edge-bench streams`: how many camera-like sources one process keeps in real time.
 
 Each source is a 640x480 video at 30 FPS made of `edge-bench scene` frames (PublicTest faces,
-a new scene every second), played `--realtime` as a camera delivers frames, so a process that
+a new scene every second, at a moment of the second that differs from source to source unless
+`--same-cuts`), played `--realtime` as a camera delivers frames, so a process that
 falls behind drops frames rather than running late. For 1, 2, ... sources, the runtime's own
 multi-source loop (`edge_runtime.runner.run_many`: a reader thread per source, the faces of all
 ready frames classified in one model call) runs them together; a count of sources is kept in
@@ -41,6 +42,7 @@ class StreamsConfig:
     model: Path | None = None
     backend: str = "auto"
     threads: int | None = None
+    staggered_cuts: bool = True
 
 
 class PerSource:
@@ -101,6 +103,7 @@ def run_streams(config: StreamsConfig, log=lambda line: None) -> dict:
                 "batching_gain": round(gain, 4),
                 "settings": {"data": str(config.data), "seconds": config.seconds, "source_fps": SOURCE_FPS,
                              "detect_every": config.detect_every, "detector": config.detector,
+                             "staggered_cuts": config.staggered_cuts,
                              "realtime_drop_share": REALTIME_DROP_SHARE}}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -119,8 +122,12 @@ def _write_sources(config: StreamsConfig, folder: Path, log) -> list[Path]:
     for index in range(config.max_sources):
         path = folder / f"camera_{index:02d}.mp4"
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), SOURCE_FPS, (640, 480))
+        # Independent cameras change scene at different moments: each source's scene changes are
+        # shifted by its share of a second, so no step carries every source's shot cut (each of
+        # which starts a detection) at once.
+        shift = round(index * SOURCE_FPS / config.max_sources) if config.staggered_cuts else 0
         for frame_number in range(frames_per_video):
-            scene = scenes[index * scenes_per_video + min(scenes_per_video - 1, int(frame_number / SOURCE_FPS))]
+            scene = scenes[index * scenes_per_video + min(scenes_per_video - 1, int((frame_number + shift) / SOURCE_FPS))]
             writer.write(scene.image)
         writer.release()
         videos.append(path)
