@@ -5,7 +5,12 @@ warm up, then for each setting opens that many viewers of `/stream.mjpg` or `/ev
 that read as a browser does), and reads the frames the pipeline processed from `/healthz` over a
 window: FPS = frames / seconds. Viewers are on 127.0.0.1 only.
 
-    python tools/measure_serve.py --seconds 20 --json bench/serve_overhead.json
+The machine's speed drifts (a shared or throttled CPU) by more than a viewer costs, so the
+settings run in rounds, each between two no-viewer windows, and a window's cost is its FPS
+against the mean of the no-viewer windows either side of its round; each setting reports the
+median over the rounds.
+
+    python tools/measure_serve.py --seconds 6 --rounds 4 --json bench/serve_overhead.json
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import json
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -61,7 +67,8 @@ def measure(port: int, path: str | None, viewers: int, seconds: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per setting")
+    parser.add_argument("--seconds", type=float, default=6.0, help="measuring window per setting")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of every setting, each between no-viewer windows")
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--only", choices=("/stream.mjpg", "/events"), help="measure one endpoint (default: both)")
     parser.add_argument("--json", help="write the figures here")
@@ -72,22 +79,36 @@ def main() -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(args.warmup)
-        rows = []
         settings = [(path, viewers) for path in ("/stream.mjpg", "/events") for viewers in (1, 4) if args.only in (None, path)]
-        for path, viewers in [(None, 0), *settings, (None, 0)]:
-            rows.append(measure(port, path, viewers, args.seconds))
-            print(json.dumps(rows[-1]), flush=True)
+        baselines, rounds = [measure(port, None, 0, args.seconds)], []
+        print(json.dumps(baselines[-1]), flush=True)
+        for _ in range(args.rounds):
+            rounds.append([measure(port, path, viewers, args.seconds) for path, viewers in settings])
+            for row in rounds[-1]:
+                print(json.dumps(row), flush=True)
+            baselines.append(measure(port, None, 0, args.seconds))
+            print(json.dumps(baselines[-1]), flush=True)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    baseline = (rows[0]["fps"] + rows[-1]["fps"]) / 2  # before and after, so drift shows
-    for row in rows:
-        row["cost_vs_no_viewer"] = round(1 - row["fps"] / baseline, 4)
-    report = {"baseline_fps": round(baseline, 2), "rows": rows}
-    print(json.dumps({"baseline_fps": report["baseline_fps"]}))
+    for number, windows in enumerate(rounds):
+        around = (baselines[number]["fps"] + baselines[number + 1]["fps"]) / 2
+        for row in windows:
+            row["cost_vs_no_viewer"] = round(1 - row["fps"] / around, 4)
+    summary = []
+    for index, (path, viewers) in enumerate(settings):
+        costs = [windows[index]["cost_vs_no_viewer"] for windows in rounds]
+        fps = [windows[index]["fps"] for windows in rounds]
+        summary.append({"endpoint": path, "viewers": viewers, "median_cost": round(statistics.median(costs), 4),
+                        "costs": costs, "median_fps": round(statistics.median(fps), 2)})
+    report = {"no_viewer_fps": [row["fps"] for row in baselines], "settings": summary,
+              "rounds": rounds, "seconds": args.seconds, "command_line": " ".join(["python", *sys.argv])}
+    for row in summary:
+        print(f"{row['endpoint']} x{row['viewers']}: median cost {100 * row['median_cost']:+.1f}% "
+              f"(rounds: {', '.join(f'{100 * c:+.1f}%' for c in row['costs'])})")
+    print(f"no viewer: {', '.join(f'{row:.1f}' for row in report['no_viewer_fps'])} FPS")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-
 
 if __name__ == "__main__":
     main()
