@@ -95,9 +95,9 @@ def count_macs_tflite(path: str | Path) -> int:
 
 def count_macs_keras(path: str | Path) -> int:
     """MACs per face of a Keras model (Conv2D, DepthwiseConv2D, SeparableConv2D, Dense). Imports TensorFlow."""
-    import keras
+    from edge_runtime.keras_file import load_keras_file
 
-    model = keras.models.load_model(path, compile=False)
+    model = load_keras_file(path)
     macs = 0
     for layer in _flat_layers(model):
         kind = type(layer).__name__

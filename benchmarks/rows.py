@@ -12,11 +12,10 @@ A crash therefore never reads as "not installed here".
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 from edge_runtime.errors import first_line
-from edge_runtime.formats import BackendInfo, get_backend, install_hint
+from edge_runtime.formats import BackendInfo, get_backend, install_hint, module_available
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 STATUSES = (OK, SKIPPED, FAILED)
@@ -46,14 +45,6 @@ class RuntimeCheck:
 
     available: bool
     reason: str = ""
-
-
-def module_available(name: str) -> bool:
-    """True when `name` can be imported, found without importing it (TensorFlow stays unloaded)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def check_runtime(backend: str, available=module_available) -> RuntimeCheck:

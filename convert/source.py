@@ -16,7 +16,7 @@ from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
 from edge_runtime.errors import first_sentences
 from edge_runtime.formats import install_hint
-from edge_runtime.keras_file import keras_file_problem
+from edge_runtime.keras_file import KerasFileError, keras_file_problem, load_keras_file
 from edge_runtime.labels import NUM_CLASSES
 from edge_runtime.metadata import MetadataError, ModelMetadata, file_sha256, read_sidecar, sidecar_path
 from edge_runtime.preprocess import FACE_SIZE
@@ -93,15 +93,16 @@ def load_source_model(path: Path, metadata: ModelMetadata | None = None) -> Sour
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         with native_stderr_silenced():
-            import keras
+            import keras  # noqa: F401 - a missing Keras fails here, before any work
             import tensorflow  # noqa: F401 - the exporters need it; fail here, before any work
     except ImportError:
         raise ConvertError(f"edge-convert needs TensorFlow, tf2onnx and onnx: {install_hint('train')}") from None
     try:
         with native_stderr_silenced():
-            model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a damaged or foreign file.
-        raise ConvertError(f"{path}: not a loadable Keras model ({first_sentences(error, KERAS_REASON_LIMIT)})") from None
+            # check_model_file has read the archive through already.
+            model = load_keras_file(path, checked=True, describe=lambda error: first_sentences(error, KERAS_REASON_LIMIT))
+    except KerasFileError as error:
+        raise ConvertError(str(error)) from None
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConvertError(f"{path}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; expected one face input and one output")
     input_shape = tuple(model.inputs[0].shape)[1:]

@@ -7,11 +7,10 @@ Runtime, LiteRT/TFLite, Keras, runs its file; none of them needs TensorFlow exce
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
-from edge_runtime.formats import BACKEND_NAMES, BACKENDS, get_backend
+from edge_runtime.formats import BACKEND_NAMES, BACKENDS, get_backend, module_available
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 # Files the runtime wheel leaves out (the Keras master needs TensorFlow) stay in the
@@ -34,17 +33,9 @@ def bundled_file(backend: str) -> Path:
     return (MODELS_DIR if row.in_runtime_wheel else MASTER_MODELS_DIR) / row.bundled_file
 
 
-def _installed(module: str) -> bool:
-    # find_spec looks the package up without importing it (importing TensorFlow takes seconds).
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def installed_backends() -> list[str]:
     """Backends whose runtime package is installed, in the default order."""
-    return [row.name for row in BACKENDS if any(_installed(m) for m in row.runtime_packages)]
+    return [row.name for row in BACKENDS if any(module_available(m) for m in row.runtime_packages)]
 
 
 def default_backend() -> str:

@@ -9,8 +9,18 @@ exporter in `convert`); the runtime never imports `convert`.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def module_available(name: str) -> bool:
+    """True when the package `name` is installed: looked up without importing it (importing
+    TensorFlow takes seconds); a broken or blocked package counts as missing."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def install_hint(extra: str) -> str:

@@ -1,4 +1,5 @@
-"""Is a file a whole Keras model? Checked before Keras reads it, without TensorFlow.
+"""Is a file a whole Keras model? Checked before Keras reads it, without TensorFlow; and the
+one way every package loads a Keras model (`load_keras_file`).
 
 Keras reports a truncated `.keras` file as "File not found" and a damaged one with a zip CRC
 error deep in a traceback. Both are worth an accurate line of their own: a `.keras` file is a
@@ -12,6 +13,57 @@ import zipfile
 from pathlib import Path
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class KerasFileError(ValueError):
+    """A Keras model file that is damaged (`damaged`: found by the check before Keras reads it)
+    or that Keras cannot load; `reason` says why in a few words, the message is one line."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, damaged: bool) -> None:
+        self.path, self.reason, self.damaged = Path(path), reason, damaged
+        super().__init__(f"{path}: {reason}" if damaged else f"{path}: not a loadable Keras model ({reason})")
+
+
+def load_keras_file(path: str | os.PathLike, compile: bool = False, checked: bool = False, describe=None):
+    """Loads a whole Keras model: the file is checked first (see `keras_file_fault`) unless the
+    caller has just `checked` it, then Keras reads it.
+
+    Args:
+        describe: exception -> the few words of `KerasFileError.reason` (default: its first line).
+
+    Raises:
+        KerasFileError: the file is damaged, or Keras cannot load it.
+        ImportError: Keras is not installed (the caller names what to install).
+    """
+    fault = None if checked else keras_file_fault(path)
+    if fault:
+        raise KerasFileError(path, fault, damaged=True)
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as error:  # Keras raises many types for a bad file; all mean the same.
+        from edge_runtime.errors import first_line
+
+        raise KerasFileError(path, (describe or first_line)(error), damaged=False) from None
+
+
+def save_keras_file(model, path: str | os.PathLike, arch: str, spec) -> None:
+    """Writes a Keras model and its metadata sidecar (`model.keras.json`, with the checksum
+    the runtime checks at load), atomically: the writer of what `load_keras_file` and the
+    Keras backend read. `spec` is the model's `InputSpec`; no TensorFlow is imported here."""
+    from dataclasses import replace
+
+    from edge_runtime.atomic import atomic_path, write_text_atomic
+    from edge_runtime.formats import MASTER_FORMAT
+    from edge_runtime.integrity import checksum_of_file
+    from edge_runtime.metadata import ModelMetadata, sidecar_path
+
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    metadata = ModelMetadata(input=spec, format=MASTER_FORMAT.name, arch=arch)
+    metadata = replace(metadata, checksum=checksum_of_file(path, metadata.to_dict()))
+    write_text_atomic(sidecar_path(path), metadata.to_json())
 
 
 def keras_file_problem(path: str | os.PathLike) -> str | None:

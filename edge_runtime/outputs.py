@@ -45,11 +45,11 @@ from edge_runtime.output_paths import (
     video_temp_path,
     write_failure,
 )
+from edge_runtime.preprocess import to_bgr
 from edge_runtime.rotation import Rotation, Rotator, unrotatable
 from edge_runtime.stopping import uninterrupted
 
-__all__ = ["RECORD_SCHEMA_VERSION", "CsvWriter", "JsonlWriter", "OutputError", "Outputs", "VideoOutput", "face_record",
-           "to_bgr"]
+__all__ = ["RECORD_SCHEMA_VERSION", "CsvWriter", "JsonlWriter", "OutputError", "Outputs", "VideoOutput", "face_record"]
 
 # The codec per container; all are written and read back by opencv-python-headless' FFmpeg.
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -312,17 +312,6 @@ def _csv_row(values: Sequence[object]) -> str:
     row = io.StringIO()
     csv.writer(row).writerow(values)
     return row.getvalue()
-
-
-def to_bgr(frame: np.ndarray) -> np.ndarray:
-    """A 3-channel uint8 BGR copy of a gray, BGR or BGRA frame (what video writers and windows take)."""
-    if frame.dtype != np.uint8:
-        frame = np.clip(frame, 0, 255).astype(np.uint8)
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    return frame.copy()
 
 
 class VideoOutput:

@@ -64,6 +64,18 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported image shape {image.shape}; expected HxW, HxWx1, HxWx3 or HxWx4")
 
 
+def to_bgr(frame: np.ndarray, copy: bool = True) -> np.ndarray:
+    """A 3-channel uint8 BGR image of a gray, BGR or BGRA frame (what YuNet, video writers and
+    windows take). `copy=False` returns a BGR uint8 frame itself, for a reader that does not draw."""
+    if frame.dtype != np.uint8:
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame.copy() if copy else frame
+
+
 def face_to_gray48(face: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
     """Turns one face crop (any size, gray/BGR/BGRA) into a size x size uint8 grayscale face."""
     gray = to_gray(face)

@@ -44,15 +44,15 @@ def misshapen_models(tmp_path_factory):
     import keras
     from keras import layers
 
+    from edge_runtime.keras_file import save_keras_file
     from edge_runtime.preprocess import InputSpec
-    from trainer.train import save_model
 
     folder = tmp_path_factory.mktemp("misshapen")
     built = {}
     for name, input_shape, classes in (("small_input", (32, 32, 1), 7), ("five_classes", (48, 48, 1), 5)):
         model = keras.Sequential([keras.Input(input_shape), layers.Flatten(), layers.Dense(classes, activation="softmax")])
         built[name] = folder / name / "model.keras"
-        save_model(model, built[name], "test", InputSpec())
+        save_keras_file(model, built[name], "test", InputSpec())
     return built
 
 

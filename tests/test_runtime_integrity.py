@@ -189,7 +189,7 @@ def test_edge_run_refuses_the_edited_model_and_runs_it_with_no_verify_model(tmp_
 
 
 def test_edge_train_writes_the_checksum_into_the_model_sidecar(tiny_model):
-    """tiny_model is written by edge-train's save_model."""
+    """tiny_model is written by edge-train's writer, edge_runtime.keras_file.save_keras_file."""
     assert read_sidecar(tiny_model).checksum.startswith("sha256:")
     assert verify_model_file(tiny_model) is True
 

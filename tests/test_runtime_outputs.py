@@ -18,7 +18,8 @@ import edge_runtime.default_model as default_model
 from edge_runtime.api import Face
 from edge_runtime.labels import LABELS
 from edge_runtime.output_paths import refuse_shared_paths
-from edge_runtime.outputs import OutputError, Outputs, VideoOutput, face_record, to_bgr
+from edge_runtime.outputs import OutputError, Outputs, VideoOutput, face_record
+from edge_runtime.preprocess import to_bgr
 from tests.conftest import REPOSITORY_MODELS
 from tests.synthetic import count_video_frames
 
@@ -116,6 +117,8 @@ def test_to_bgr():
     assert to_bgr(np.zeros((4, 5, 1), np.uint8)).shape == (4, 5, 3)
     assert to_bgr(np.zeros((4, 5, 4), np.uint8)).shape == (4, 5, 3)
     assert to_bgr(np.full((4, 5, 3), 300.0)).dtype == np.uint8
+    bgr = np.zeros((4, 5, 3), np.uint8)
+    assert to_bgr(bgr) is not bgr and to_bgr(bgr, copy=False) is bgr  # a copy to draw on, unless asked not to
 
 
 def test_default_backend_is_the_first_installed_with_a_bundled_file(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from edge_runtime.default_model import MODELS_DIR
 from edge_runtime.detectors import get_detector_info
 from edge_runtime.draw import OVERLAYS, draw_faces
 from edge_runtime.labels import LABELS
-from edge_runtime.outputs import to_bgr
+from edge_runtime.preprocess import to_bgr
 from edge_runtime.sources import demo_clip_path, demo_photo_path
 from tests.conftest import SHARED_YUNET
 

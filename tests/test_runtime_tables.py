@@ -32,7 +32,7 @@ def test_bundled_files_and_runtime_order_come_from_the_table():
 def test_tensorflow_alone_does_not_count_as_a_tflite_runtime(monkeypatch):
     # The TFLite backend runs on LiteRT or tflite_runtime only; with only TensorFlow installed,
     # `auto` must take the Keras backend rather than a TFLite backend that cannot load.
-    monkeypatch.setattr(default_model, "_installed", lambda module: module == "tensorflow")
+    monkeypatch.setattr(default_model, "module_available", lambda module: module == "tensorflow")
     assert default_model.installed_backends() == ["keras"]
     assert "tensorflow" not in get_backend("tflite").runtime_packages
 

@@ -62,12 +62,12 @@ def test_student_accuracy_reads_only_the_student_columns():
 
 @pytest.fixture(scope="module")
 def teacher_path(tmp_path_factory):
-    from trainer.train import save_model
+    from edge_runtime.keras_file import save_keras_file
 
     keras.utils.set_random_seed(3)
     model = ARCHITECTURES["edge"].build()
     path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
-    save_model(model, path, "edge", ARCHITECTURES["edge"].input_spec)
+    save_keras_file(model, path, "edge", ARCHITECTURES["edge"].input_spec)
     return path
 
 

@@ -16,9 +16,9 @@ def train_tiny_model(path: Path) -> Path:
     import keras
     from keras import layers
 
+    from edge_runtime.keras_file import save_keras_file
     from edge_runtime.preprocess import InputSpec, gray48_to_input
     from tests.synthetic import synthetic_split
-    from trainer.train import save_model
 
     keras.utils.set_random_seed(0)
     spec = InputSpec(scale=1.0)
@@ -40,5 +40,5 @@ def train_tiny_model(path: Path) -> Path:
     )
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(gray48_to_input(images, spec), labels, epochs=25, batch_size=32, verbose=0)
-    save_model(model, path, "tiny", spec)
+    save_keras_file(model, path, "tiny", spec)
     return path

@@ -13,8 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from edge_runtime.errors import first_line
-from edge_runtime.keras_file import keras_file_fault
+from edge_runtime.keras_file import KerasFileError, load_keras_file
 from edge_runtime.labels import NUM_CLASSES
 
 
@@ -98,13 +97,10 @@ def build_teacher_ensemble(paths: list[str], input_shape: tuple[int, ...], views
     stacked = StackedViews(views, name="views")(inputs)
     outputs = []
     for index, path in enumerate(paths):
-        fault = keras_file_fault(path)
-        if fault:
-            raise ValueError(f"{path}: cannot load the teacher model ({fault})")
         try:
-            loaded = keras.models.load_model(path, compile=False)
-        except Exception as error:  # Keras raises many types for a bad file; all mean the same.
-            raise ValueError(f"{path}: cannot load the teacher model ({first_line(error)})") from None
+            loaded = load_keras_file(path)
+        except KerasFileError as error:
+            raise ValueError(f"{path}: cannot load the teacher model ({error.reason})") from None
         if tuple(loaded.output_shape[1:]) != (NUM_CLASSES,) or tuple(loaded.input_shape[1:]) != tuple(input_shape):
             raise ValueError(
                 f"{path}: the teacher maps {loaded.input_shape[1:]} to {loaded.output_shape[1:]}; "

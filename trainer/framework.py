@@ -4,20 +4,11 @@ minutes of decoding FER-2013."""
 
 from __future__ import annotations
 
-from importlib.util import find_spec
-
-from edge_runtime.formats import install_hint
+from edge_runtime.formats import install_hint, module_available
 
 # Keras 3 runs on any of these; the `train` extra installs TensorFlow.
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 TRAIN_INSTALL_HINT = install_hint("train")
-
-
-def _installed(name: str) -> bool:
-    try:
-        return find_spec(name) is not None
-    except (ImportError, ValueError):  # a broken or blocked package counts as missing
-        return False
 
 
 def framework_problem() -> str | None:
@@ -26,8 +17,8 @@ def framework_problem() -> str | None:
     Returns:
         None when Keras and one of its backends import, else the message to print.
     """
-    if not _installed("keras"):
+    if not module_available("keras"):
         return f"edge-train needs Keras and TensorFlow, which are not installed: {TRAIN_INSTALL_HINT}"
-    if not any(_installed(name) for name in KERAS_BACKENDS):
+    if not any(module_available(name) for name in KERAS_BACKENDS):
         return f"edge-train needs a Keras backend (TensorFlow, JAX or PyTorch), none is installed: {TRAIN_INSTALL_HINT}"
     return None

@@ -21,11 +21,8 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
 from edge_runtime.errors import first_line
-from edge_runtime.formats import MASTER_FORMAT
-from edge_runtime.integrity import checksum_of_file
-from edge_runtime.keras_file import keras_file_problem
+from edge_runtime.keras_file import KerasFileError, keras_file_problem, load_keras_file, save_keras_file
 from edge_runtime.labels import LABELS, NUM_CLASSES
-from edge_runtime.metadata import ModelMetadata, sidecar_path
 from edge_runtime.preprocess import gray48_to_input
 from edge_runtime.version import __version__
 from trainer.batches import predict_in_batches
@@ -183,7 +180,7 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
         )
     elif writes and not paths.best.exists():
         # No epoch to run (for example the seed's model.h5 with --epochs 0): package as is.
-        save_model(_core(model), paths.best, arch.name, spec)
+        save_keras_file(_core(model), paths.best, arch.name, spec)
     if active is not None:
         from trainer.distributed import stop
 
@@ -255,13 +252,12 @@ def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: 
         from trainer.augment import allow_xla
 
         # The .keras checkpoint holds the optimizer too: its step count keeps the schedule in place.
-        problem = keras_file_problem(paths.last)
-        if problem:
-            raise TrainingError(f"{problem}; the run cannot resume from it (start a new run with another --out)")
         try:
-            model = keras.models.load_model(paths.last)
-        except Exception as error:  # Keras raises many types for a bad file; all mean the same.
-            raise TrainingError(f"{paths.last}: cannot resume from this checkpoint ({first_line(error)})") from None
+            model = load_keras_file(paths.last, compile=True)
+        except KerasFileError as error:
+            if error.damaged:
+                raise TrainingError(f"{error}; the run cannot resume from it (start a new run with another --out)") from None
+            raise TrainingError(f"{paths.last}: cannot resume from this checkpoint ({error.reason})") from None
         allow_xla(model)
         return model
     network = arch.build()
@@ -427,16 +423,6 @@ def _class_weights(labels: np.ndarray) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def save_model(model, path: Path, arch: str, spec) -> None:
-    """Writes a Keras model and its metadata sidecar (`model.keras.json`, with the checksum
-    the runtime checks at load), atomically."""
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-    metadata = ModelMetadata(input=spec, format=MASTER_FORMAT.name, arch=arch)
-    metadata = replace(metadata, checksum=checksum_of_file(path, metadata.to_dict()))
-    write_text_atomic(sidecar_path(path), metadata.to_json())
-
-
 def _EpochCheckpoint(
     keras, paths: RunPaths, config: TrainConfig, state: dict, arch: str, spec, deadline: float | None = None, writes: bool = True
 ):
@@ -486,7 +472,7 @@ def _EpochCheckpoint(
 
         def make_durable(self, improved: bool):
             if improved:
-                save_model(_core(self.model), paths.best, arch, spec)
+                save_keras_file(_core(self.model), paths.best, arch, spec)
             paths.last.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(paths.last) as tmp:
                 self.model.save(tmp)
@@ -510,11 +496,10 @@ def _predict(model, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def _finish(paths: RunPaths, config: TrainConfig, state: dict, data: FerData, x_train, x_val, y_val, spec,
             distributed: dict | None = None) -> dict:
-    import keras
 
     from trainer.report import plot_confusion_matrix, plot_curves
 
-    best = keras.models.load_model(paths.best)
+    best = load_keras_file(paths.best, compile=True)
     best_val = _predict(best, x_val)
     val_report = classification_report(y_val, best_val)
     metrics = {

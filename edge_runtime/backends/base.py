@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.formats import BackendInfo, backend_for_class
-from edge_runtime.metadata import ModelMetadata
+from edge_runtime.metadata import MetadataError, ModelMetadata, read_sidecar
 from edge_runtime.preprocess import faces_to_batch
 
 
@@ -45,6 +45,19 @@ class Backend(ABC):
     def __init__(self, model_path: Path, metadata: ModelMetadata) -> None:
         self.model_path = Path(model_path)
         self.metadata = metadata
+
+    @staticmethod
+    def sidecar_metadata(model_path: Path) -> ModelMetadata:
+        """The metadata in the `.json` file beside a model whose format has no room for it
+        (TFLite, Keras); the sidecar's problem as a BackendError.
+
+        Raises:
+            BackendError: the sidecar is missing or does not hold valid metadata.
+        """
+        try:
+            return read_sidecar(model_path)
+        except MetadataError as error:
+            raise BackendError(str(error)) from None
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -14,7 +14,6 @@ import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
 from edge_runtime.errors import first_line
-from edge_runtime.metadata import MetadataError, read_sidecar
 
 DEFAULT_THREADS = 2  # LiteRT defaults to 1 thread; a Raspberry Pi and this machine have more.
 
@@ -47,11 +46,7 @@ def tflite_interpreter_class() -> tuple[type, str]:
 
 class TFLiteBackend(Backend):
     def __init__(self, model_path: Path, threads: int | None = None) -> None:
-        try:
-            metadata = read_sidecar(model_path)
-        except MetadataError as error:
-            raise BackendError(str(error)) from None
-        super().__init__(model_path, metadata)
+        super().__init__(model_path, self.sidecar_metadata(model_path))
         interpreter_class, self.runtime = tflite_interpreter_class()
         try:
             self.interpreter = interpreter_class(model_path=str(model_path), num_threads=threads or DEFAULT_THREADS)

@@ -16,6 +16,7 @@ import numpy as np
 from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
 from edge_runtime.detectors.table import YUNET
 from edge_runtime.onnx_props import WireFormatError, graph_io_names
+from edge_runtime.preprocess import to_bgr
 
 DEFAULT_NMS_THRESHOLD = 0.3
 TOP_K = 5000
@@ -25,17 +26,6 @@ MIN_INPUT_SIDE = 16
 # The outputs cv2.FaceDetectorYN reads by name: scores, objectness, boxes and landmarks at
 # strides 8, 16 and 32.
 YUNET_OUTPUTS = tuple(f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32))
-
-
-def _to_bgr(frame: np.ndarray) -> np.ndarray:
-    # YuNet takes 3-channel 8-bit images only.
-    if frame.dtype != np.uint8:
-        frame = np.clip(frame, 0, 255).astype(np.uint8)
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    return frame
 
 
 def _check_graph(path: Path) -> None:
@@ -132,7 +122,7 @@ class YuNetDetector:
             frame: a gray, BGR or BGRA image of any size.
             scale: the factor of the copy searched, (0, 1], for this frame only (None: `detect_scale`).
         """
-        image = _to_bgr(frame)
+        image = to_bgr(frame, copy=False)  # YuNet takes 3-channel 8-bit images only
         height, width = image.shape[:2]
         small, scale_x, scale_y = shrink_for_detection(image, self.detect_scale if scale is None else scale)
         if min(small.shape[:2]) < MIN_INPUT_SIDE:

@@ -51,7 +51,7 @@ class FrameView:
         if self.annotated is not None:
             return self.annotated
         from edge_runtime.draw import draw_faces
-        from edge_runtime.outputs import to_bgr
+        from edge_runtime.preprocess import to_bgr
 
         return draw_faces(to_bgr(self.frame), self.faces, self.fps, overlay=self.overlay)
 
