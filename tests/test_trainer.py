@@ -174,6 +174,30 @@ def test_cli_bad_data_is_one_line(tmp_path):
     assert result.output.strip() == f"edge-train: error: {bad}: header is 'a,b'; expected 'emotion,pixels,Usage' (fer2013.csv)"
 
 
+def test_bad_data_leaves_no_run_folder(tmp_path):
+    # The run folder is created only once training is about to start.
+    bad = tmp_path / "fer2013.csv"
+    bad.write_text("a,b\n1,2\n")
+    result = runner.invoke(app, ["--data", str(bad), "--out", str(tmp_path / "deep" / "run")])
+    assert result.exit_code == 1 and "header is 'a,b'" in result.output
+    assert not (tmp_path / "deep").exists()
+
+
+def test_settings_are_checked_before_the_data_set_is_read(tmp_path, monkeypatch):
+    weights = tmp_path / "broken.keras"
+    weights.write_bytes(b"not a zip archive")
+    read = []
+    monkeypatch.setattr(train_module, "load_training_data", lambda config: read.append(config) or pytest.fail("data read"))
+    result = runner.invoke(app, ["--data", str(tmp_path / "fer"), "--out", str(tmp_path / "run"), "--weights", str(weights)])
+    assert result.exit_code == 1 and str(weights) in result.output, result.output
+    assert not read and not (tmp_path / "run").exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    result = runner.invoke(app, ["--data", str(tmp_path / "fer"), "--out", str(a_file)])
+    assert result.exit_code == 1 and f"--out {a_file}: is not a folder" in result.output, result.output
+    assert not read
+
+
 def test_cli_empty_validation_split(tmp_path):
     from tests.synthetic import write_folder
 

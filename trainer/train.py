@@ -23,6 +23,7 @@ from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomi
 from edge_runtime.errors import first_line
 from edge_runtime.keras_file import KerasFileError, keras_file_problem, load_keras_file, save_keras_file
 from edge_runtime.labels import LABELS, NUM_CLASSES
+from edge_runtime.output_paths import OutputError, check_folder_writable
 from edge_runtime.preprocess import gray48_to_input
 from edge_runtime.version import __version__
 from trainer.batches import predict_in_batches
@@ -125,6 +126,10 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
     """
     writes = distribution is None or distribution.writes_files
     paths = RunPaths(Path(config.out))
+    # What the settings alone decide is checked before FER-2013 is decoded (a minute or more),
+    # and a new run folder is created only once training is about to start: a mistake costs a
+    # second and leaves no empty folder behind.
+    _check_settings(config, distribution, max_minutes)
     state = _start_state(paths, config, resume, writes)
     data = load_training_data(config)
 
@@ -156,6 +161,8 @@ def train(config: TrainConfig, resume: bool = False, max_minutes: float | None =
         model = _load_or_build(paths, config, arch, steps_per_epoch, resume and state["epochs_done"] > 0)
         if resume and state.get("random_states"):
             _restore_random_states(model, state["random_states"])
+    if writes and not resume:
+        _create_run_folder(paths, config)
     print(
         f"edge-train: {config.arch} ({_core(model).count_params():,} parameters) on {_device(keras, active)}; "
         f"train {len(y_train):,}, val {len(y_val):,} faces; epochs {state['epochs_done'] + 1}-{config.epochs}",
@@ -196,8 +203,6 @@ def _start_distribution(keras, config: TrainConfig, settings, max_minutes: float
         return None
     from trainer.distributed import DistributionError, start
 
-    if max_minutes is not None and settings.num_processes > 1:
-        raise TrainingError("--max-minutes with several processes: each would stop after its own epoch; give --epochs instead")
     try:
         active = start(keras, settings)
     except DistributionError as error:
@@ -234,11 +239,29 @@ def _start_state(paths: RunPaths, config: TrainConfig, resume: bool, writes: boo
     if paths.state.exists():
         raise TrainingError(f"{paths.root}: already holds a run; use --resume {paths.root} to continue it, or another --out")
     try:
+        check_folder_writable(paths.root, "--out")  # nothing is created yet: see `_create_run_folder`
+    except OutputError as error:
+        raise TrainingError(str(error)) from None
+    return fresh
+
+
+def _check_settings(config: TrainConfig, distribution, max_minutes: float | None) -> None:
+    """The checks that need only the settings and the files they name, not the data set."""
+    if distribution is not None and max_minutes is not None and distribution.num_processes > 1:
+        raise TrainingError("--max-minutes with several processes: each would stop after its own epoch; give --epochs instead")
+    if config.weights:
+        problem = keras_file_problem(config.weights)
+        if problem:
+            raise TrainingError(problem)
+
+
+def _create_run_folder(paths: RunPaths, config: TrainConfig) -> None:
+    """The new run's folder and its config.json, written just before training starts."""
+    try:
         paths.root.mkdir(parents=True, exist_ok=True)
         config.save(paths.config)
     except OSError as error:
         raise TrainingError(f"{paths.root}: cannot write the run folder ({error.strerror})") from None
-    return fresh
 
 
 def _load_or_build(paths: RunPaths, config: TrainConfig, arch, steps_per_epoch: int, from_checkpoint: bool):
