@@ -19,12 +19,13 @@
 # Usage: tools/arm/run_on_arm.sh [--work DIR] [--from STAGE] [--until STAGE] [--only STAGE] [--no-tests] [--mirror URL]
 # Environment: TEST_MINUTES (25: the guest starts no test file after that), GUEST_TIMEOUT (60m),
 # YUNET (the detector file; without it the guest uses Haar), PYTHON (the host's, python3).
+# --mirror: the Debian archive debootstrap reads (default: the one the host's apt sources name).
 # Needs root, and: apt-get install qemu-system-arm qemu-user-static binfmt-support debootstrap
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="${HOME}/.cache/edge-emotion-arm"
-MIRROR="http://deb.debian.org/debian"
+MIRROR=""  # --mirror, else the Debian archive the host's apt uses (tools/arm/host_mirror.sh)
 FROM=""
 UNTIL=""
 ONLY=""
@@ -40,7 +41,7 @@ STAGES=(root1 root2 wheels stage image boot fetch x86 compare)
 # LiteRT's are tagged manylinux_2_27, onnxruntime's newer ones manylinux_2_28.
 PLATFORMS=(manylinux2014_aarch64 manylinux_2_27_aarch64 manylinux_2_28_aarch64 manylinux_2_31_aarch64 manylinux_2_34_aarch64)
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 die() { echo "run_on_arm: $*" >&2; exit 1; }
 
 while [[ $# -gt 0 ]]; do
@@ -55,6 +56,10 @@ while [[ $# -gt 0 ]]; do
         *) die "unknown argument '$1' (expected --work DIR, --from STAGE, --until STAGE, --only STAGE, --no-tests, --mirror URL)" ;;
     esac
 done
+
+if [[ -z "$MIRROR" ]]; then
+    MIRROR="$(bash "$REPO/tools/arm/host_mirror.sh")" || die "no Debian mirror: pass --mirror URL"
+fi
 
 ROOT="$WORK/root"
 WHEELS="$WORK/wheels"
