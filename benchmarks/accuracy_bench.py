@@ -16,10 +16,10 @@ from benchmarks.environment import environment
 from benchmarks.inputs import load_eval_split
 from benchmarks.rows import ok_row
 from edge_runtime.backends import BackendError, load_backend
-from edge_runtime.default_model import resolve_model
 from edge_runtime.labels import LABELS
-from trainer.batches import predict_in_batches
-from trainer.metrics import classification_report
+from edge_runtime.model_files.bundled import resolve_model
+from fer_data.metrics import classification_report
+from fer_data.prediction import predict_in_batches
 
 CHUNK = 256
 

@@ -18,17 +18,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from benchmarks.plot import PlotError, check_plotting, write_plot  # noqa: E402
 from benchmarks.report import render_text, write_json, write_markdown  # noqa: E402
 from benchmarks.rows import FAILED  # noqa: E402
-from benchmarks.scenes import SceneSettings  # noqa: E402
 from benchmarks.stats import LoopSettings  # noqa: E402
 from edge_runtime.backends import BackendError  # noqa: E402
 from edge_runtime.choices import BackendChoice, choice_enum  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, HelpGroup, VersionOption, examples  # noqa: E402
 from edge_runtime.detectors import DETECTOR_NAMES, DetectorError  # noqa: E402
 from edge_runtime.limits import max_threads, threads_problem  # noqa: E402
-from edge_runtime.metadata import MetadataError  # noqa: E402
-from edge_runtime.output_paths import OutputError, refuse_shared_paths  # noqa: E402
-from edge_runtime.sources import SourceError  # noqa: E402
-from trainer.fer2013 import SPLITS, DataError  # noqa: E402
+from edge_runtime.model_files.metadata import MetadataError  # noqa: E402
+from edge_runtime.outputs.paths import OutputError, refuse_shared_paths  # noqa: E402
+from edge_runtime.sources.open_source import SourceError  # noqa: E402
+from fer_data.fer2013 import SPLITS, DataError  # noqa: E402
+from fer_data.scenes import SceneSettings  # noqa: E402
 
 app = typer.Typer(
     cls=HelpGroup,
@@ -202,7 +202,7 @@ def models(
     Each configuration runs in a fresh process: size, load time, first run, batch-1 latency
     (p50/p90/p99/min/std after warm-up), faces/s at batch 1 and --batch, peak memory.
     """
-    from benchmarks.models_suite import ModelsConfig, default_threads, run_models
+    from benchmarks.model_suite import ModelsConfig, default_threads, run_models
 
     config = ModelsConfig(
         models=tuple(model or ()),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.model_bench import guess_format
-from edge_runtime.formats import FORMAT_NAMES, PRECISIONS, backend_for_path, get_format
+from edge_runtime.model_files.formats import FORMAT_NAMES, PRECISIONS, backend_for_path, get_format
 
 PEAK_MATRIX_SIZE = 2048
 PEAK_REPEATS = 5
@@ -95,7 +95,7 @@ def count_macs_tflite(path: str | Path) -> int:
 
 def count_macs_keras(path: str | Path) -> int:
     """MACs per face of a Keras model (Conv2D, DepthwiseConv2D, SeparableConv2D, Dense). Imports TensorFlow."""
-    from edge_runtime.keras_file import load_keras_file
+    from edge_runtime.model_files.keras_file import load_keras_file
 
     model = load_keras_file(path)
     macs = 0

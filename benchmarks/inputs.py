@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_path
+from edge_runtime.outputs.atomic import atomic_path
 from edge_runtime.preprocess import FACE_SIZE
-from trainer.fer2013 import Split, load_fer2013
+from fer_data.fer2013 import Split, load_fer2013
 
 DEFAULT_POOL_SIZE = 256
 
@@ -38,7 +38,7 @@ def load_eval_split(data: str | Path, split: str) -> Split:
     Raises:
         DataError: bad data, or an empty split.
     """
-    from trainer.fer2013 import DataError
+    from fer_data.fer2013 import DataError
 
     fer = load_fer2013(data)
     chosen = fer.evaluation_split(split)

@@ -19,10 +19,10 @@ import numpy as np
 
 from benchmarks.rows import error_text, failed_row, ok_row, skipped_row
 from benchmarks.stats import Clock, LoopSettings, latency_summary, throughput, timed_runs
-from edge_runtime.formats import FORMAT_NAMES, FORMATS, backend_for_path, get_format
-from edge_runtime.metadata import MetadataError, read_sidecar
+from edge_runtime.model_files.formats import FORMAT_NAMES, FORMATS, backend_for_path, get_format
+from edge_runtime.model_files.metadata import MetadataError, read_sidecar
 from edge_runtime.preprocess import faces_to_batch
-from trainer.metrics import classification_report
+from fer_data.metrics import classification_report
 
 
 @dataclass(frozen=True)

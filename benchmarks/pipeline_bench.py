@@ -174,7 +174,7 @@ def measure_pipeline(job: PipelineJob, open_source=None, build=None, clock: Cloc
 
     Args:
         job: the configuration.
-        open_source: spec -> iterable of frames with `close()` (default `edge_runtime.sources.open_source`).
+        open_source: spec -> iterable of frames with `close()` (default `edge_runtime.sources.open_source.open_source`).
         build: job -> (process, draw, close), `process` as `run_frame_loop` takes it (default: the
             runtime style's `EmotionDetector.stream` and draw_faces, or the seed style's loop).
         clock: seconds.
@@ -184,7 +184,7 @@ def measure_pipeline(job: PipelineJob, open_source=None, build=None, clock: Cloc
 
         set_thread_counts(job.threads)
         if open_source is None:
-            from edge_runtime.sources import open_source
+            from edge_runtime.sources.open_source import open_source
         if build is None:
             build = build_seed_style if job.style == "seed" else build_runtime
         process, draw, close = build(job)
@@ -208,9 +208,9 @@ def measure_pipeline(job: PipelineJob, open_source=None, build=None, clock: Cloc
 def build_runtime(job: PipelineJob):
     """The runtime's own loop, `EmotionDetector.stream` (detect, track, crop, one model call,
     smooth), and draw_faces."""
-    from edge_runtime.api import EmotionDetector
     from edge_runtime.detectors import DetectorSettings
-    from edge_runtime.draw import draw_faces
+    from edge_runtime.outputs.draw import draw_faces
+    from edge_runtime.pipeline.emotion_detector import EmotionDetector
 
     # A benchmark never downloads: the detector file is the cache's or the one passed in.
     settings = DetectorSettings(name=job.detector, model=job.detector_model or None, detect_scale=job.detect_scale, download=False)

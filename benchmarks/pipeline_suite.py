@@ -9,13 +9,13 @@ from pathlib import Path
 
 from benchmarks.environment import environment, usable_cores
 from benchmarks.model_bench import guess_format
-from benchmarks.model_set import ModelSet, bundled_keras, choose_models, default_model_set
+from benchmarks.model_variants import ModelSet, bundled_keras, choose_models, default_model_set
 from benchmarks.pipeline_bench import SEED_STYLE, PipelineJob
 from benchmarks.progress import Progress, warn_if_busy
 from benchmarks.rows import OK, check_runtime, skipped_row, tensorflow_check
 from benchmarks.worker import Runner
 from edge_runtime.detectors import DETECTOR_NAMES
-from edge_runtime.formats import FORMAT_NAMES, MASTER_FORMAT, backend_for_path, get_backend, get_format
+from edge_runtime.model_files.formats import FORMAT_NAMES, MASTER_FORMAT, backend_for_path, get_backend, get_format
 
 DEFAULT_SCALE = 0.5
 SWEEP_PREFERENCE = ("tflite-int8", "onnx-int8", "tflite-fp32", "onnx-fp32")
@@ -71,13 +71,13 @@ def detector_file(name: str, explicit: Path | None) -> tuple[str, str]:
     """The model file a benchmark gives detector `name` (`explicit`, or "" for the cache's copy
     and for a detector that reads none), and why the detector cannot run here ("" when it can).
     The file is found as the runtime finds it (`model_files.resolve`), but never downloaded."""
-    from edge_runtime.detectors import DetectorError, get_detector_info, model_files
+    from edge_runtime.detectors import DetectorError, downloads, get_detector_info
 
     info = get_detector_info(name)
     if info.model_file is None:
         return "", ""
     try:
-        model_files.resolve(info.model_file, explicit, download=False)
+        downloads.resolve(info.model_file, explicit, download=False)
     except DetectorError as error:
         return "", f"{error} (or pass --detector-model)"
     return str(explicit or ""), ""

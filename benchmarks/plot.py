@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.rows import OK, module_available
-from edge_runtime.atomic import atomic_path
+from edge_runtime.outputs.atomic import atomic_path
 
 MATPLOTLIB_HINT = "the --plot option needs matplotlib: pip install matplotlib (the [train] extra has it)"
 

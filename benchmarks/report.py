@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from benchmarks.rows import OK
-from edge_runtime.atomic import write_json_atomic, write_text_atomic
+from edge_runtime.outputs.atomic import write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 1
 

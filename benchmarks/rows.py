@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_runtime.errors import first_line
-from edge_runtime.formats import BackendInfo, get_backend, install_hint, module_available
+from edge_runtime.error_text import first_line
+from edge_runtime.model_files.formats import BackendInfo, get_backend, install_hint, module_available
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 STATUSES = (OK, SKIPPED, FAILED)

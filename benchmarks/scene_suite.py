@@ -14,10 +14,10 @@ import numpy as np
 from benchmarks.environment import environment
 from benchmarks.inputs import load_eval_split
 from benchmarks.rows import error_text, failed_row, ok_row
-from benchmarks.scene import crop_accuracy, score_scene
-from benchmarks.scenes import SceneSettings, build_scene
-from edge_runtime.atomic import atomic_path
+from benchmarks.scene_bench import crop_accuracy, score_scene
 from edge_runtime.detectors import DETECTOR_NAMES
+from edge_runtime.outputs.atomic import atomic_path
+from fer_data.scenes import SceneSettings, build_scene
 
 VIDEO_FPS = 10.0
 TRUTH_COLOR = (0, 255, 0)
@@ -66,8 +66,8 @@ def open_detector(model: Path | None, config: SceneConfig, detector: str):
     and averaging one with the next would blur the score). A benchmark never downloads: a
     detector whose file is neither passed nor cached fails its row."""
     from benchmarks.pipeline_suite import detector_file
-    from edge_runtime.api import EmotionDetector
     from edge_runtime.detectors import DetectorSettings
+    from edge_runtime.pipeline.emotion_detector import EmotionDetector
 
     model_file, _ = detector_file(detector, config.detector_model)  # a missing file fails below, with its reason
     settings = DetectorSettings(name=detector, model=model_file or None, detect_scale=config.detect_scale, download=False)
@@ -84,7 +84,7 @@ class VideoOut:
             raise OSError(f"{path}: OpenCV cannot write this video format; use .mp4 or .avi")
 
     def __call__(self, frame, faces) -> None:
-        from edge_runtime.draw import draw_faces
+        from edge_runtime.outputs.draw import draw_faces
 
         image = frame.image.copy()
         for x, y, w, h in frame.boxes:

@@ -61,7 +61,7 @@ class SeedLoop:
             BackendError: TensorFlow missing or a bad model file.
         """
         from edge_runtime.backends import load_backend
-        from edge_runtime.formats import MASTER_FORMAT
+        from edge_runtime.model_files.formats import MASTER_FORMAT
 
         backend = load_backend(model_path, MASTER_FORMAT.backend, threads=threads)
 

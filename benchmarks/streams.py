@@ -4,7 +4,7 @@ Each source is a 640x480 video at 30 FPS made of `edge-bench scene` frames (Publ
 a new scene every second, at a moment of the second that differs from source to source unless
 `--same-cuts`), played `--realtime` as a camera delivers frames, so a process that
 falls behind drops frames rather than running late. For 1, 2, ... sources, the runtime's own
-multi-source loop (`edge_runtime.runner.run_many`: a reader thread per source, the faces of all
+multi-source loop (`edge_runtime.pipeline.runner.run_many`: a reader thread per source, the faces of all
 ready frames classified in one model call) runs them together; a count of sources is kept in
 real time when under 1% of their frames are dropped. Then, at that count, the same sources are
 run as fast as they decode, once with one model call per step for every source and once with a
@@ -23,7 +23,7 @@ import cv2
 from benchmarks.environment import environment
 from benchmarks.inputs import load_eval_split
 from benchmarks.rows import ok_row
-from benchmarks.scenes import SceneSettings, build_scene
+from fer_data.scenes import SceneSettings, build_scene
 
 SOURCE_FPS = 30.0
 REALTIME_DROP_SHARE = 0.01  # under 1% of frames dropped counts as keeping up
@@ -66,7 +66,7 @@ class PerSource:
 
 def run_streams(config: StreamsConfig, log=lambda line: None) -> dict:
     from edge_runtime.detectors import DetectorSettings
-    from edge_runtime.runner import RunConfig, build_detector, run_many
+    from edge_runtime.pipeline.runner import RunConfig, build_detector, run_many
     from edge_runtime.settings import ModelSettings, PipelineSettings
 
     work = Path(tempfile.mkdtemp(prefix="edge-bench-streams-"))

@@ -5,7 +5,7 @@ output folder, the data sets, then TensorFlow, the Keras model, the room on the 
 and the model's predictions, then one export at a time.
 Each export is written to a temporary file and renamed into place (its sidecar likewise), so
 an interrupted or failed conversion never leaves a truncated model where a good one was. Its
-metadata carries a checksum of the file (`edge_runtime.integrity`), which the runtime checks.
+metadata carries a checksum of the file (`edge_runtime.model_files.integrity`), which the runtime checks.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from convert.job import ExportJob
 from convert.source import check_model_file, load_source_model
 from convert.verify import PARITY_THRESHOLDS, Thresholds, format_table, predict_in_batches, verify_export
 from convert.work_dir import own_temporary_folder, remove_stranded_work_dirs
-from edge_runtime.atomic import atomic_path, remove_own_temporaries, remove_stranded, write_json_atomic
-from edge_runtime.errors import os_error_reason
-from edge_runtime.formats import ModelFormat, get_backend
-from edge_runtime.integrity import CHECKSUM_KEY, checksum_of_file, stamp_onnx
-from edge_runtime.metadata import ModelMetadata, file_sha256, sidecar_path
+from edge_runtime.error_text import os_error_reason
+from edge_runtime.model_files.formats import ModelFormat, get_backend
+from edge_runtime.model_files.integrity import CHECKSUM_KEY, checksum_of_file, stamp_onnx
+from edge_runtime.model_files.metadata import ModelMetadata, file_sha256, sidecar_path
+from edge_runtime.outputs.atomic import atomic_path, remove_own_temporaries, remove_stranded, write_json_atomic
 from edge_runtime.version import __version__
 
 DEFAULT_CALIBRATION_SIZE = 500
@@ -43,7 +43,7 @@ class ConvertConfig:
 
     Attributes:
         model_path: the .keras file (its sidecar `model.keras.json` next to it).
-        formats: names from `edge_runtime.formats.FORMATS` that have an exporter.
+        formats: names from `edge_runtime.model_files.formats.FORMATS` that have an exporter.
         out_dir: where the exports (and their sidecars and reports) go.
         stem: file name stem of the exports (default: the model file's stem).
         calibration_data: FER-2013 folder or CSV for int8 calibration (default: the data in

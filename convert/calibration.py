@@ -18,7 +18,7 @@ import numpy as np
 from convert.errors import ConvertError
 from edge_runtime.labels import NUM_CLASSES
 from edge_runtime.preprocess import InputSpec, gray48_to_input
-from trainer.fer2013 import DataError, FerData, Split, load_fer2013
+from fer_data.fer2013 import DataError, FerData, Split, load_fer2013
 
 CALIBRATION_SEED = 0
 VERIFICATION_SEED = 1

@@ -19,7 +19,7 @@ from convert.exporters import EXPORTABLE, FAMILIES, PRECISION_CHOICES, select_fo
 from convert.verify import PARITY_THRESHOLDS, Thresholds  # noqa: E402
 from edge_runtime.choices import choice_enum  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
-from edge_runtime.stopping import SIGNAL_NAMES, Stopped, signal_name, stop_signals  # noqa: E402
+from edge_runtime.pipeline.stopping import SIGNAL_NAMES, Stopped, signal_name, stop_signals  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,

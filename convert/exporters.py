@@ -1,4 +1,4 @@
-"""The exporters, keyed on the names of `edge_runtime.formats.FORMATS`, and how the CLI's
+"""The exporters, keyed on the names of `edge_runtime.model_files.formats.FORMATS`, and how the CLI's
 `--format/--quantize/--precision` words pick rows of that table."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from convert.job import Exporter
 from convert.onnx_export import export_onnx_fp32, export_onnx_int8
 from convert.tflite_export import export_tflite_dynamic, export_tflite_fp16, export_tflite_fp32, export_tflite_int8
-from edge_runtime.formats import FORMATS, ModelFormat, get_backend, get_format
+from edge_runtime.model_files.formats import FORMATS, ModelFormat, get_backend, get_format
 
 EXPORTERS: dict[str, Exporter] = {
     "tflite-fp32": export_tflite_fp32,

@@ -13,8 +13,8 @@ import stat
 from pathlib import Path
 
 from convert.errors import ConvertError
-from edge_runtime.formats import ModelFormat
-from edge_runtime.output_paths import free_bytes
+from edge_runtime.model_files.formats import ModelFormat
+from edge_runtime.outputs.paths import free_bytes
 
 # Batch-norm statistics fold into the convolutions, so a file can come out a little under
 # its bytes per parameter; a folder is refused only when it lacks more than this share.

@@ -11,7 +11,7 @@ import numpy as np
 
 from convert.errors import ConvertError
 from convert.source import EXPECTED_INPUT, SourceModel
-from edge_runtime.metadata import ModelMetadata
+from edge_runtime.model_files.metadata import ModelMetadata
 from edge_runtime.version import __version__
 
 INPUT_NAME = "face"

@@ -17,8 +17,8 @@ from convert.errors import ConvertError
 from convert.job import INPUT_NAME, OUTPUT_NAME, ExportJob
 from convert.quiet import logger_quieted, native_stderr_silenced
 from convert.work_dir import WORK_DIR_PREFIX
-from edge_runtime.errors import first_line
-from edge_runtime.metadata import ONNX_METADATA_KEY, ModelMetadata
+from edge_runtime.error_text import first_line
+from edge_runtime.model_files.metadata import ONNX_METADATA_KEY, ModelMetadata
 
 # Opset 17 (ONNX 1.12, 2022) runs on every ONNX Runtime of the last years, Raspberry Pi wheels included.
 OPSET = 17

@@ -14,11 +14,11 @@ from typing import Any
 
 from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
-from edge_runtime.errors import first_sentences
-from edge_runtime.formats import install_hint
-from edge_runtime.keras_file import KerasFileError, keras_file_problem, load_keras_file
+from edge_runtime.error_text import first_sentences
 from edge_runtime.labels import NUM_CLASSES
-from edge_runtime.metadata import MetadataError, ModelMetadata, file_sha256, read_sidecar, sidecar_path
+from edge_runtime.model_files.formats import install_hint
+from edge_runtime.model_files.keras_file import KerasFileError, keras_file_problem, load_keras_file
+from edge_runtime.model_files.metadata import MetadataError, ModelMetadata, file_sha256, read_sidecar, sidecar_path
 from edge_runtime.preprocess import FACE_SIZE
 
 EXPECTED_INPUT = (FACE_SIZE, FACE_SIZE, 1)

@@ -15,8 +15,8 @@ import numpy as np
 from convert.errors import ConvertError
 from convert.job import ExportJob
 from convert.quiet import native_stderr_silenced
-from edge_runtime.errors import first_line
-from edge_runtime.metadata import ModelMetadata
+from edge_runtime.error_text import first_line
+from edge_runtime.model_files.metadata import ModelMetadata
 
 
 def export_tflite_fp32(job: ExportJob, format_name: str, target: Path) -> ModelMetadata:

@@ -26,10 +26,10 @@ from convert.calibration import FaceSet
 from convert.errors import ConvertError
 from convert.quiet import native_stderr_silenced
 from edge_runtime.backends import BackendError, load_backend
-from edge_runtime.formats import ModelFormat, get_backend
 from edge_runtime.labels import NUM_CLASSES
-from trainer import batches
-from trainer.metrics import classification_report
+from edge_runtime.model_files.formats import ModelFormat, get_backend
+from fer_data import prediction
+from fer_data.metrics import classification_report
 
 PREDICT_BATCH = 256
 
@@ -55,7 +55,7 @@ def judged_by_max_diff(precision: str) -> bool:
 
 def predict_in_batches(predict, batch: np.ndarray) -> np.ndarray:
     """Runs `predict` over `batch` PREDICT_BATCH faces at a time, so memory stays flat on large verification sets."""
-    return batches.predict_in_batches(predict, batch, PREDICT_BATCH, NUM_CLASSES)
+    return prediction.predict_in_batches(predict, batch, PREDICT_BATCH, NUM_CLASSES)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None) -> dict:

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from convert.errors import ConvertError
-from edge_runtime.atomic import process_exists
-from edge_runtime.errors import os_error_reason
+from edge_runtime.error_text import os_error_reason
+from edge_runtime.outputs.atomic import process_exists
 
 WORK_DIR_PREFIX = "edge-convert-"
 

@@ -20,9 +20,9 @@ from edge_runtime.version import __version__
 
 # Public name -> the module that defines it, imported when the name is first asked for.
 _LAZY = {
-    "EmotionDetector": "edge_runtime.api",
-    "Face": "edge_runtime.api",
-    "FrameResult": "edge_runtime.stream",
+    "EmotionDetector": "edge_runtime.pipeline.emotion_detector",
+    "Face": "edge_runtime.pipeline.emotion_detector",
+    "FrameResult": "edge_runtime.pipeline.stream",
     "DetectorSettings": "edge_runtime.detectors",
     "ModelSettings": "edge_runtime.settings",
     "PipelineSettings": "edge_runtime.settings",

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from enum import Enum
 
 from edge_runtime.detectors.table import DETECTOR_NAMES
-from edge_runtime.formats import BACKEND_NAMES
+from edge_runtime.model_files.formats import BACKEND_NAMES
 
 # The choice that lets the runtime pick a row (by the model's suffix, or the first detector
 # that runs here).

@@ -18,12 +18,8 @@ import typer
 from edge_runtime.backends import BackendError
 from edge_runtime.choices import BackendChoice, DetectorChoice, choice_enum
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples
-from edge_runtime.default_model import DefaultModelError
 from edge_runtime.detectors import DetectorError, DetectorSettings, fetch_all
 from edge_runtime.detectors.table import defaults_text
-from edge_runtime.display import DisplayError
-from edge_runtime.draw import OVERLAYS
-from edge_runtime.formats import BACKEND_NAMES
 from edge_runtime.limits import (
     CHUNK_MINUTES,
     CROP_MARGIN,
@@ -46,15 +42,19 @@ from edge_runtime.limits import (
     STALL_TIMEOUT_S,
     max_threads,
 )
-from edge_runtime.metadata import MetadataError
-from edge_runtime.output_paths import writes_to_stdout
-from edge_runtime.outputs import OutputError
-from edge_runtime.rotation import DEFAULT_KEEP, Rotation, parse_duration, parse_size, rotation_for
-from edge_runtime.runner import RunConfig, RunSummary, run
+from edge_runtime.model_files.bundled import DefaultModelError
+from edge_runtime.model_files.formats import BACKEND_NAMES
+from edge_runtime.model_files.metadata import MetadataError
+from edge_runtime.outputs.display import DisplayError
+from edge_runtime.outputs.draw import OVERLAYS
+from edge_runtime.outputs.paths import writes_to_stdout
+from edge_runtime.outputs.rotation import DEFAULT_KEEP, Rotation, parse_duration, parse_size, rotation_for
+from edge_runtime.outputs.writers import OutputError
+from edge_runtime.pipeline.runner import RunConfig, RunSummary, run
+from edge_runtime.pipeline.stopping import SIGNAL_NAMES, Stopped, stop_signals
 from edge_runtime.serve import ServeError, is_loopback, parse_address
 from edge_runtime.settings import ModelSettings, PipelineSettings
-from edge_runtime.sources import DEFAULT_MAX_REOPEN, DEFAULT_STALL_TIMEOUT_S, SourceError
-from edge_runtime.stopping import SIGNAL_NAMES, Stopped, stop_signals
+from edge_runtime.sources.open_source import DEFAULT_MAX_REOPEN, DEFAULT_STALL_TIMEOUT_S, SourceError
 from edge_runtime.video_job.job import DEFAULT_CHUNK_MINUTES, JobSettings, run_job
 from edge_runtime.video_job.progress import JobProgress
 

@@ -1,6 +1,7 @@
 """The one preprocessing function: a face crop becomes model input.
 
-Training (`trainer.data`) and every runtime backend call `faces_to_batch` (or its two halves),
+Training (`fer_data.fer2013` decodes FER-2013 with `face_to_gray48`; `trainer` scales with
+`gray48_to_input`) and every runtime backend call `faces_to_batch` (or its two halves),
 so the pixels a model saw in training are the pixels it sees at the edge. The seed project
 trained on pixels scaled by 1/255 but fed raw 0-255 pixels at display time; here the scale
 comes from the model's metadata and is applied in exactly one place.

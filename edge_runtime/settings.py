@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 
 from edge_runtime.limits import CROP_MARGIN, CUT_THRESHOLD, DETECT_EVERY, MIN_CONFIDENCE, MIN_LIKENESS, SMOOTH
-from edge_runtime.shot_cuts import DEFAULT_CUT_THRESHOLD
-from edge_runtime.tracker import DEFAULT_MIN_LIKENESS
+from edge_runtime.pipeline.shot_cuts import DEFAULT_CUT_THRESHOLD
+from edge_runtime.pipeline.tracker import DEFAULT_MIN_LIKENESS
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class ModelSettings:
             the first installed runtime among onnx, tflite, keras).
         threads: inference threads (None: the runtime's default).
         verify: check the file against the checksum in its metadata (see
-            `edge_runtime.integrity`); False for a model edited on purpose.
+            `edge_runtime.model_files.integrity`); False for a model edited on purpose.
     """
 
     path: str | os.PathLike | None = None
@@ -54,10 +54,10 @@ class PipelineSettings:
             `Backend.predict`): more accurate (docs/edge-run.md, "Speed and accuracy"), for one more
             model run per face in the same batch.
         cut_threshold: a frame whose brightness pattern changes this much from the one
-            before (mean change, 0-255, exposure aside; see `edge_runtime.shot_cuts`) is a shot
+            before (mean change, 0-255, exposure aside; see `edge_runtime.pipeline.shot_cuts`) is a shot
             cut and ends every track; 0: off.
         min_likeness: a track whose new crop looks less like its previous one than this (see
-            `edge_runtime.tracker.likeness`) ends, and the face starts a new track; 0: off.
+            `edge_runtime.pipeline.tracker.likeness`) ends, and the face starts a new track; 0: off.
 
     Raises:
         ValueError: a number outside its bound, naming the field.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.formats import install_hint
+from edge_runtime.model_files.formats import install_hint
 from tests.synthetic import write_csv, write_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -78,7 +78,7 @@ def two_face_scene():
     """A 640x480 frame with two real faces from the demo assets at known boxes."""
     import cv2
 
-    from benchmarks.scenes import background, demo_faces
+    from fer_data.scenes import background, demo_faces
 
     faces = dict(demo_faces())
     frame = background(seed=5)

@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.cli import app
-from edge_runtime.default_model import BUNDLED_MODELS, MODELS_DIR
 from edge_runtime.limits import max_threads
+from edge_runtime.model_files.bundled import BUNDLED_MODELS, MODELS_DIR
+from fer_data.fer2013 import load_fer2013
+from fer_data.metrics import classification_report
 from tests.conftest import SHARED_YUNET
 from tests.synthetic import synthetic_face
-from trainer.fer2013 import load_fer2013
-from trainer.metrics import classification_report
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_runtime.labels import LABELS
-from edge_runtime.metadata import ModelMetadata
+from edge_runtime.model_files.metadata import ModelMetadata
 from edge_runtime.preprocess import faces_to_batch
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.worker import worker_command
-from edge_runtime.default_model import MODELS_DIR
+from edge_runtime.model_files.bundled import MODELS_DIR
 
 EDGE_BENCH = Path(sys.executable).parent / "edge-bench"
 

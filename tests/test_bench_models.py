@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from benchmarks.model_bench import ModelJob, ModelProbe, guess_format, measure_model, plan_models
-from benchmarks.model_set import build_variants
-from benchmarks.models_suite import ModelsConfig, run_models
+from benchmarks.model_suite import ModelsConfig, run_models
+from benchmarks.model_variants import build_variants
 from benchmarks.rows import FAILED, OK, SKIPPED, RuntimeCheck, check_runtime
 from benchmarks.stats import LoopSettings
 from benchmarks.worker import RESULT_MARKER, parse_child_output, run_job
+from fer_data.fer2013 import Split
 from tests.test_bench_fakes import FakeBackend, FakeClock
-from trainer.fer2013 import Split
 
 LOOP = LoopSettings(warmup=3, min_runs=20, min_time=0.05)
 
@@ -238,8 +238,8 @@ def test_the_bundled_models_shipped_files_are_measured_not_rebuilt(tmp_path, mon
     keras_file.write_bytes(b"pretend keras")
     for name in ("emotion_int8.tflite", "emotion_int8.onnx"):
         (models / name).write_bytes(b"0")
-    monkeypatch.setattr("benchmarks.model_set.MODELS_DIR", models)
-    monkeypatch.setattr("benchmarks.model_set.bundled_keras", lambda: keras_file)
+    monkeypatch.setattr("benchmarks.model_variants.MODELS_DIR", models)
+    monkeypatch.setattr("benchmarks.model_variants.bundled_keras", lambda: keras_file)
     asked = []
 
     def convert(model_path, formats, out_dir, **options):

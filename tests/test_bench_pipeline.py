@@ -94,8 +94,8 @@ def test_measure_pipeline_with_injected_source_and_stages():
 
 def test_the_runtime_row_times_the_loop_edge_run_runs(monkeypatch):
     """`edge-bench pipeline` times `EmotionDetector.stream` itself, not a loop of its own."""
-    from edge_runtime.api import EmotionDetector
-    from edge_runtime.default_model import installed_backends
+    from edge_runtime.model_files.bundled import installed_backends
+    from edge_runtime.pipeline.emotion_detector import EmotionDetector
     from tests.conftest import FIXTURE_MODELS
 
     if "onnx" not in installed_backends():

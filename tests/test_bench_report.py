@@ -14,7 +14,7 @@ from benchmarks.compute import count_macs_onnx, floor_ms, measure_peak_gflops, m
 from benchmarks.environment import cpu_info, environment, package_versions
 from benchmarks.report import COLUMNS, markdown_table, render_markdown, render_text, text_table, write_json, write_markdown
 from benchmarks.rows import failed_row, ok_row, skipped_row
-from edge_runtime.formats import install_hint
+from edge_runtime.model_files.formats import install_hint
 from tests.test_bench_fakes import FakeClock
 
 MISSING_ONNX = f"runtime not installed (onnxruntime): {install_hint('onnx')}"

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import benchmarks
-from edge_runtime.default_model import MODELS_DIR, bundled_file
-from edge_runtime.sources import demo_clip_path
+from edge_runtime.model_files.bundled import MODELS_DIR, bundled_file
+from edge_runtime.sources.open_source import demo_clip_path
 
 # Makes TensorFlow and Keras unimportable (and invisible to find_spec), as on a runtime-only install.
 BLOCK_TENSORFLOW = """

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from benchmarks.scene import crop_accuracy, score_scene
-from benchmarks.scenes import SceneSettings, build_scene
+from benchmarks.scene_bench import crop_accuracy, score_scene
 from edge_runtime.detectors import iou
 from edge_runtime.labels import LABELS
+from fer_data.fer2013 import Split
+from fer_data.scenes import SceneSettings, build_scene
 from tests.synthetic import synthetic_split
 from tests.test_bench_fakes import FakeClock
-from trainer.fer2013 import Split
 
 
 @dataclass

@@ -80,7 +80,7 @@ def test_edge_bench_refuses_a_folder_as_output_before_running(monkeypatch, tmp_p
 
 
 def test_an_empty_source_is_called_empty():
-    from edge_runtime.sources import SourceError, open_source
+    from edge_runtime.sources.open_source import SourceError, open_source
 
     for spec in ("", "   "):
         with pytest.raises(SourceError, match=r"^the source is empty; expected a webcam index"):

@@ -18,7 +18,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 
 from convert.cli import app  # noqa: E402
-from edge_runtime.atomic import stranded_files  # noqa: E402
+from edge_runtime.outputs.atomic import stranded_files  # noqa: E402
 
 EDGE_CONVERT = Path(sys.executable).parent / "edge-convert"
 FORMATS = ["--format", "tflite-fp32", "--format", "onnx-fp32", "--no-verify"]
@@ -101,7 +101,7 @@ def test_a_stop_between_a_temporary_file_and_its_clean_up_strands_nothing(tmp_pa
     """The race the signal tests can only hit by chance: a stop lands after a temporary file of
     this process exists but before the code that would delete it runs."""
     import convert.api
-    from edge_runtime.stopping import Stopped
+    from edge_runtime.pipeline.stopping import Stopped
 
     out = tmp_path / "out"
     out.mkdir()  # a folder the run created would be removed with the file, when still empty

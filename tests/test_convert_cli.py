@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.metadata import ONNX_METADATA_KEY, sidecar_path
+from edge_runtime.model_files.metadata import ONNX_METADATA_KEY, sidecar_path
 from tests.conftest import REPOSITORY_MODELS
 
 pytest.importorskip("tensorflow")
@@ -44,7 +44,7 @@ def misshapen_models(tmp_path_factory):
     import keras
     from keras import layers
 
-    from edge_runtime.keras_file import save_keras_file
+    from edge_runtime.model_files.keras_file import save_keras_file
     from edge_runtime.preprocess import InputSpec
 
     folder = tmp_path_factory.mktemp("misshapen")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edge_runtime.backends import BackendError, load_backend
-from edge_runtime.formats import FORMATS, get_format
 from edge_runtime.labels import LABELS
-from edge_runtime.metadata import ONNX_METADATA_KEY, ModelMetadata, file_sha256, read_sidecar, sidecar_path
+from edge_runtime.model_files.formats import FORMATS, get_format
+from edge_runtime.model_files.metadata import ONNX_METADATA_KEY, ModelMetadata, file_sha256, read_sidecar, sidecar_path
 from edge_runtime.preprocess import gray48_to_input
 from tests.synthetic import synthetic_split
 
@@ -177,7 +177,7 @@ def test_an_unverified_rewrite_removes_the_stale_report(tiny_model, fer_csv, tmp
 
 @pytest.mark.parametrize("name", EXPORTABLE)
 def test_every_export_carries_a_checksum_the_runtime_checks(exported, name):
-    from edge_runtime.integrity import verify_model_file
+    from edge_runtime.model_files.integrity import verify_model_file
 
     path = exported[name].path
     assert verify_model_file(path) is True

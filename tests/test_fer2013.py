@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from edge_runtime.labels import LABELS
+from fer_data import fer2013
+from fer_data.fer2013 import DataError, load_fer2013
 from tests.conftest import SHARED_FER
 from tests.synthetic import synthetic_face, write_folder
-from trainer import fer2013
-from trainer.fer2013 import DataError, load_fer2013
 
 
 def _load(path: Path, tmp_path: Path):

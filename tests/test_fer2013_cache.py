@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from trainer.fer2013 import load_fer2013
+from fer_data.fer2013 import load_fer2013
 
 
 def test_every_spelling_of_one_folder_shares_one_cache_file(fer_folder, tmp_path, monkeypatch):
@@ -36,7 +36,7 @@ def test_a_different_folder_gets_its_own_cache_file(fer_folder, tmp_path):
 
 
 def test_tests_never_write_into_the_users_cache():
-    from trainer.fer2013 import default_cache_dir
+    from fer_data.fer2013 import default_cache_dir
 
     home_cache = os.path.join(os.path.expanduser("~"), ".cache")
     assert not str(default_cache_dir()).startswith(home_cache)

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 keras = pytest.importorskip("keras")
 
 from edge_runtime.backends import BackendError, load_backend  # noqa: E402
-from edge_runtime.default_model import bundled_file  # noqa: E402
-from edge_runtime.metadata import sidecar_path  # noqa: E402
+from edge_runtime.model_files.bundled import bundled_file  # noqa: E402
+from edge_runtime.model_files.metadata import sidecar_path  # noqa: E402
 
 runner = CliRunner()
 PAYLOAD_MODULE = "hostile_payload"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.api import Face
 from edge_runtime.labels import LABELS
-from edge_runtime.outputs import RECORD_SCHEMA_VERSION, Outputs
-from edge_runtime.stream import FrameResult
+from edge_runtime.outputs.writers import RECORD_SCHEMA_VERSION, Outputs
+from edge_runtime.pipeline.emotion_detector import Face
+from edge_runtime.pipeline.stream import FrameResult
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "output-schema.md"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fer_data.fer2013 import load_fer2013
 from tests.conftest import SHARED_FER
-from trainer.fer2013 import load_fer2013
 
 pytestmark = [
     pytest.mark.slow,
@@ -25,7 +25,7 @@ def test_bundled_int8_model_keeps_its_card_accuracy(tmp_path, model_file):
     """The model card's PublicTest figures, through the runtime's own backend."""
     pytest.importorskip("onnxruntime" if model_file.endswith(".onnx") else "ai_edge_litert")
     from benchmarks.accuracy_bench import AccuracyConfig, run_accuracy
-    from edge_runtime.default_model import MODELS_DIR
+    from edge_runtime.model_files.bundled import MODELS_DIR
 
     model = MODELS_DIR / model_file
     single = run_accuracy(AccuracyConfig(data=SHARED_FER, model=model, split="val", flip_average=False))

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 import edge_runtime.cli as cli_module
-from edge_runtime.api import EmotionDetector
-from edge_runtime.default_model import installed_backends
 from edge_runtime.detectors import DetectorSettings
-from edge_runtime.runner import RunConfig, RunSummary, build_detector
+from edge_runtime.model_files.bundled import installed_backends
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
+from edge_runtime.pipeline.runner import RunConfig, RunSummary, build_detector
 from edge_runtime.settings import ModelSettings, PipelineSettings
 from tests.conftest import FIXTURE_MODELS
 
@@ -130,6 +130,6 @@ def test_the_cli_refuses_a_setting_of_another_detector_in_one_line():
 def test_import_edge_runtime_stays_light_and_exports_the_api_lazily():
     code = ("import sys, edge_runtime; light = 'cv2' not in sys.modules and 'onnxruntime' not in sys.modules; "
             "from edge_runtime import EmotionDetector, Face, FrameResult, DetectorSettings, ModelSettings, PipelineSettings; "
-            "import edge_runtime.api; print(light, EmotionDetector is edge_runtime.api.EmotionDetector)")
+            "from edge_runtime.pipeline import emotion_detector; print(light, EmotionDetector is emotion_detector.EmotionDetector)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["True", "True"], done.stderr

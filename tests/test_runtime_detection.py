@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.scenes import match_boxes
-from edge_runtime.api import Face
 from edge_runtime.detectors import DetectorError, iou
 from edge_runtime.detectors.haar import HaarDetector
-from edge_runtime.draw import draw_faces
-from edge_runtime.tracker import IoUTracker
+from edge_runtime.outputs.draw import draw_faces
+from edge_runtime.pipeline.emotion_detector import Face
+from edge_runtime.pipeline.tracker import IoUTracker
+from fer_data.scenes import match_boxes
 
 
 @pytest.mark.parametrize("detect_scale", [1.0, 0.5, 0.35])

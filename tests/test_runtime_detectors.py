@@ -17,21 +17,21 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.scenes import match_boxes
 from edge_runtime.cli import app
-from edge_runtime.default_model import MODELS_DIR
 from edge_runtime.detectors import (
     DETECTOR_NAMES,
     DetectorError,
     DetectorFallbackWarning,
     DetectorSettings,
+    downloads,
     fetch_all,
     get_detector_info,
     load_detector,
-    model_files,
 )
 from edge_runtime.detectors.table import YUNET_FILE, DetectorInfo
 from edge_runtime.detectors.yunet import YuNetDetector
+from edge_runtime.model_files.bundled import MODELS_DIR
+from fer_data.scenes import match_boxes
 from tests.conftest import FIXTURE_MODELS, SHARED_YUNET
 
 needs_yunet = pytest.mark.skipif(not SHARED_YUNET.is_file(), reason="needs the YuNet file in ../shared/models")
@@ -219,7 +219,7 @@ def test_yunet_rejects_bad_settings(kwargs, message):
 @needs_yunet
 def test_download_is_verified_and_written_into_the_cache(empty_cache, mirror):
     mirror("good")
-    path = model_files.fetch(YUNET_FILE)
+    path = downloads.fetch(YUNET_FILE)
     assert path == empty_cache / YUNET_FILE.file_name and path.read_bytes() == SHARED_YUNET.read_bytes()
     assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the user's umask, not 0600
     assert sorted(p.name for p in empty_cache.iterdir()) == [YUNET_FILE.file_name]
@@ -231,17 +231,17 @@ def test_download_is_verified_and_written_into_the_cache(empty_cache, mirror):
 def test_a_bad_download_keeps_nothing(empty_cache, mirror, folder, message):
     mirror(folder)
     with pytest.raises(DetectorError, match=message):
-        model_files.fetch(YUNET_FILE)
+        downloads.fetch(YUNET_FILE)
     assert not (empty_cache / YUNET_FILE.file_name).exists()
     assert not any(p.name.startswith(".") for p in empty_cache.iterdir())  # no temporary file left
-    assert model_files.recent_failure(YUNET_FILE)  # remembered, so `auto` does not retry at every start
+    assert downloads.recent_failure(YUNET_FILE)  # remembered, so `auto` does not retry at every start
 
 
 def test_a_server_that_never_answers_costs_the_time_out_only(empty_cache, mirror):
     mirror("hang")
     started = time.monotonic()
     with pytest.raises(DetectorError, match="no complete answer within 1 s"):
-        model_files.fetch(YUNET_FILE, timeout_s=1.0)
+        downloads.fetch(YUNET_FILE, timeout_s=1.0)
     assert time.monotonic() - started < 10  # the server would hold it 20 s
 
 
@@ -271,7 +271,7 @@ def test_auto_falls_back_to_haar_once_and_then_skips_the_network(empty_cache, mo
     def no_network(*args, **kwargs):
         raise AssertionError("auto must not try the download again so soon")
 
-    monkeypatch.setattr(model_files, "_read_url", no_network)
+    monkeypatch.setattr(downloads, "_read_url", no_network)
     with pytest.warns(DetectorFallbackWarning):
         second = load_detector()
     assert second.name == "haar" and "edge-run --fetch-models' retries" in second.note
@@ -295,7 +295,7 @@ def test_a_failed_download_says_where_the_file_goes_by_hand(empty_cache, monkeyp
 
 
 def test_auto_warns_once_with_the_path_when_it_falls_back(empty_cache, monkeypatch):
-    monkeypatch.setattr(model_files, "_read_url", _no_network)
+    monkeypatch.setattr(downloads, "_read_url", _no_network)
     for attempt in ("download fails", "download skipped after a failure"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -316,7 +316,7 @@ def test_auto_says_nothing_when_yunet_is_taken_or_haar_is_asked_for(empty_cache)
 
 @pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="needs the bundled model")
 def test_edge_run_says_the_fallback_once(empty_cache, monkeypatch, tmp_path):
-    monkeypatch.setattr(model_files, "_read_url", _no_network)
+    monkeypatch.setattr(downloads, "_read_url", _no_network)
     photo = tmp_path / "blank.png"
     cv2.imwrite(str(photo), np.full((120, 160, 3), 128, np.uint8))
     with warnings.catch_warnings(record=True) as caught:
@@ -369,7 +369,7 @@ def test_fetch_models_command(empty_cache, mirror):
     result = runner.invoke(app, ["--fetch-models"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"ok {empty_cache / YUNET_FILE.file_name}"
-    assert model_files.recent_failure(YUNET_FILE) is None
+    assert downloads.recent_failure(YUNET_FILE) is None
     assert fetch_all() == [empty_cache / YUNET_FILE.file_name]  # verified cached copy, no download
 
 

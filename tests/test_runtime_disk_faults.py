@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import edge_runtime.outputs as outputs_module
-import edge_runtime.runner as runner_module
+import edge_runtime.outputs.writers as outputs_module
+import edge_runtime.pipeline.runner as runner_module
 from edge_runtime.cli import app
-from edge_runtime.outputs import OutputError, VideoOutput
-from edge_runtime.sources import demo_photo_path
+from edge_runtime.outputs.writers import OutputError, VideoOutput
+from edge_runtime.sources.open_source import demo_photo_path
 from tests.conftest import mount_tmpfs, unmount
 from tests.synthetic import count_video_frames
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.scenes import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, place_boxes
-from edge_runtime.api import Face
-from edge_runtime.draw import MIN_ANNOTATED_SIDE, FaceLayout, draw_faces, layout_overlay, overlap
 from edge_runtime.labels import LABELS
+from edge_runtime.outputs.draw import MIN_ANNOTATED_SIDE, FaceLayout, draw_faces, layout_overlay, overlap
+from edge_runtime.pipeline.emotion_detector import Face
+from fer_data.scenes import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, place_boxes
 
 FRAME = (FRAME_WIDTH, FRAME_HEIGHT)
 CAPTION = (150, 20)  # about the size of "#1 happy 0.70" on a 150 px face

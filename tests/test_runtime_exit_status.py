@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from edge_runtime.backends import BackendError, load_backend
 from edge_runtime.cli import app
-from edge_runtime.default_model import default_model_path
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.detectors.haar import HaarDetector
 from edge_runtime.limits import max_threads, threads_problem
-from edge_runtime.sources import demo_photo_path
+from edge_runtime.model_files.bundled import default_model_path
+from edge_runtime.sources.open_source import demo_photo_path
 
 runner = CliRunner()
 BASE = ["--no-display", "--detector", "haar"]
@@ -145,7 +145,7 @@ def test_detector_settings_refuse_what_the_cli_refuses(setting, value):
 
 @pytest.mark.parametrize("setting, value", [("detect_every", 1001), ("smooth", 0.995), ("min_confidence", -0.1), ("crop_margin", 2.5)])
 def test_emotion_detector_refuses_what_the_cli_refuses(setting, value):
-    from edge_runtime.api import EmotionDetector
+    from edge_runtime.pipeline.emotion_detector import EmotionDetector
 
     with pytest.raises(ValueError, match=f"^{setting} {value:g}: expected a number in"):
         EmotionDetector(detector="haar", **{setting: value})

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime import onnx_props
-from edge_runtime.api import EmotionDetector
 from edge_runtime.backends import BackendError, load_backend
-from edge_runtime.default_model import MODELS_DIR, installed_backends
-from edge_runtime.formats import backend_for_path, install_hint
-from edge_runtime.integrity import CHECKSUM_KEY, ChecksumError, stamp_model_file, verify_model_file
 from edge_runtime.labels import LABELS
-from edge_runtime.metadata import ONNX_METADATA_KEY, read_sidecar, sidecar_path
+from edge_runtime.model_files import onnx_props
+from edge_runtime.model_files.bundled import MODELS_DIR, installed_backends
+from edge_runtime.model_files.formats import backend_for_path, install_hint
+from edge_runtime.model_files.integrity import CHECKSUM_KEY, ChecksumError, stamp_model_file, verify_model_file
+from edge_runtime.model_files.metadata import ONNX_METADATA_KEY, read_sidecar, sidecar_path
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
 from tests.conftest import REPOSITORY_MODELS
 
 BUNDLED = ("emotion_int8.onnx", "emotion_int8.tflite", "emotion.keras")
@@ -189,7 +189,7 @@ def test_edge_run_refuses_the_edited_model_and_runs_it_with_no_verify_model(tmp_
 
 
 def test_edge_train_writes_the_checksum_into_the_model_sidecar(tiny_model):
-    """tiny_model is written by edge-train's writer, edge_runtime.keras_file.save_keras_file."""
+    """tiny_model is written by edge-train's writer, edge_runtime.model_files.keras_file.save_keras_file."""
     assert read_sidecar(tiny_model).checksum.startswith("sha256:")
     assert verify_model_file(tiny_model) is True
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.api import EmotionDetector
 from edge_runtime.cli import app
-from edge_runtime.default_model import installed_backends
 from edge_runtime.detectors import DetectorSettings
-from edge_runtime.runner import RunConfig, run
+from edge_runtime.model_files.bundled import installed_backends
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
+from edge_runtime.pipeline.runner import RunConfig, run
 from edge_runtime.settings import ModelSettings
-from edge_runtime.sources import demo_clip_path
+from edge_runtime.sources.open_source import demo_clip_path
 from tests.conftest import FIXTURE_MODELS
 from tests.test_video_job import cut_demo
 
@@ -149,8 +149,8 @@ class EveryFrameAFace:
 
 def test_a_stalled_source_among_several_is_reported_and_reopened_with_backoff_while_the_others_go_on(tmp_path, monkeypatch):
     pytest.importorskip("aiohttp", reason="needs the serve extra: pip install -e '.[serve]'")
-    import edge_runtime.runner
-    from edge_runtime.live_source import LiveSource
+    import edge_runtime.pipeline.runner
+    from edge_runtime.sources.live import LiveSource
     from tests.test_serve import free_port, get
 
     finish = threading.Event()
@@ -172,7 +172,7 @@ def test_a_stalled_source_among_several_is_reported_and_reopened_with_backoff_wh
         return LiveSource(name, lambda target: captures[name].pop(0) if captures[name] else closed, max_reopen=max_reopen,
                           backoff_s=0.2, stall_timeout=stall_timeout, sleep=lambda seconds: wait(name, seconds))
 
-    monkeypatch.setattr(edge_runtime.runner, "open_source", open_camera)
+    monkeypatch.setattr(edge_runtime.pipeline.runner, "open_source", open_camera)
     port = free_port()
     health, summaries = [], []
     names = list(captures)
@@ -220,7 +220,7 @@ def test_a_step_classified_after_the_next_search_gives_what_one_step_gives():
 
 
 def test_the_next_step_is_searched_while_the_step_before_is_classified(tmp_path):
-    from edge_runtime.runner import run_many
+    from edge_runtime.pipeline.runner import run_many
 
     second_search = threading.Event()
 

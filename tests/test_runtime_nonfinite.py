@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.api import EmotionDetector, Face
 from edge_runtime.cli import app
-from edge_runtime.integrity import CHECKSUM_KEY, stamp_model_file
 from edge_runtime.labels import LABELS
-from edge_runtime.metadata import ONNX_METADATA_KEY
-from edge_runtime.onnx_props import read_props
-from edge_runtime.outputs import Outputs
+from edge_runtime.model_files.integrity import CHECKSUM_KEY, stamp_model_file
+from edge_runtime.model_files.metadata import ONNX_METADATA_KEY
+from edge_runtime.model_files.onnx_props import read_props
+from edge_runtime.outputs.writers import Outputs
+from edge_runtime.pipeline.emotion_detector import EmotionDetector, Face
 from tests.conftest import FIXTURE_MODELS
 from tests.synthetic import count_video_frames
 

@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-import edge_runtime.default_model as default_model
-from edge_runtime.api import Face
+import edge_runtime.model_files.bundled as default_model
 from edge_runtime.labels import LABELS
-from edge_runtime.output_paths import refuse_shared_paths
-from edge_runtime.outputs import OutputError, Outputs, VideoOutput, face_record
+from edge_runtime.outputs.paths import refuse_shared_paths
+from edge_runtime.outputs.writers import OutputError, Outputs, VideoOutput, face_record
+from edge_runtime.pipeline.emotion_detector import Face
 from edge_runtime.preprocess import to_bgr
 from tests.conftest import REPOSITORY_MODELS
 from tests.synthetic import count_video_frames

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.api import EmotionDetector, Face
 from edge_runtime.cli import app
-from edge_runtime.default_model import MODELS_DIR
 from edge_runtime.detectors import get_detector_info
-from edge_runtime.draw import OVERLAYS, draw_faces
 from edge_runtime.labels import LABELS
+from edge_runtime.model_files.bundled import MODELS_DIR
+from edge_runtime.outputs.draw import OVERLAYS, draw_faces
+from edge_runtime.pipeline.emotion_detector import EmotionDetector, Face
 from edge_runtime.preprocess import to_bgr
-from edge_runtime.sources import demo_clip_path, demo_photo_path
+from edge_runtime.sources.open_source import demo_clip_path, demo_photo_path
 from tests.conftest import SHARED_YUNET
 
 pytest.importorskip("onnxruntime")
@@ -90,8 +90,8 @@ def searched_scales(monkeypatch) -> list:
 
 @needs_yunet
 def test_yunet_searches_a_photo_at_a_longer_side_of_640_px_whatever_its_size(searched_scales):
-    from edge_runtime.api import EmotionDetector
     from edge_runtime.detectors import DetectorSettings
+    from edge_runtime.pipeline.emotion_detector import EmotionDetector
 
     with EmotionDetector(BUNDLED_ONNX, detector="yunet") as detector:
         for shape in ((1080, 1920, 3), (3000, 4000, 3), (320, 480, 3)):
@@ -107,7 +107,7 @@ def test_yunet_searches_a_photo_at_a_longer_side_of_640_px_whatever_its_size(sea
 
 
 def test_haar_searches_photos_as_it_searches_video(searched_scales):
-    from edge_runtime.api import EmotionDetector
+    from edge_runtime.pipeline.emotion_detector import EmotionDetector
 
     with EmotionDetector(BUNDLED_ONNX, detector="haar") as detector:
         detector.detect(np.full((1080, 1920, 3), 120, np.uint8))
@@ -224,7 +224,7 @@ def test_the_summary_and_records_name_the_detector_used(tmp_path):
 
 def test_the_detectors_crop_mapping_is_applied(monkeypatch):
     # YuNet's table row levels the eyes: the crop is rotated by the eye line's angle.
-    import edge_runtime.api as api
+    import edge_runtime.pipeline.emotion_detector as api
     from edge_runtime.detectors import Detection
 
     class Tilted:
@@ -258,7 +258,7 @@ def test_a_detector_that_finds_nothing_is_said_once(tmp_path):
 
 
 def test_the_summary_names_the_detector_and_why_auto_fell_back():
-    from edge_runtime.runner import RunSummary
+    from edge_runtime.pipeline.runner import RunSummary
 
     summary = RunSummary(detector="haar", detector_note="YuNet file not available: no network", frames=3)
     lines = summary.lines()

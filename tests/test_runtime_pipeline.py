@@ -21,16 +21,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.scenes import background, demo_faces
-from edge_runtime.api import EmotionDetector, Face
 from edge_runtime.backends import BackendError
 from edge_runtime.cli import app
-from edge_runtime.default_model import installed_backends
-from edge_runtime.display import display_problem
-from edge_runtime.formats import get_backend
 from edge_runtime.labels import LABELS
-from edge_runtime.runner import RunConfig, run
-from edge_runtime.sources import FrameSource
+from edge_runtime.model_files.bundled import installed_backends
+from edge_runtime.model_files.formats import get_backend
+from edge_runtime.outputs.display import display_problem
+from edge_runtime.pipeline.emotion_detector import EmotionDetector, Face
+from edge_runtime.pipeline.runner import RunConfig, run
+from edge_runtime.sources.open_source import FrameSource
+from fer_data.scenes import background, demo_faces
 from tests.conftest import FIXTURE_MODELS, NEEDS_TF
 from tests.synthetic import count_video_frames
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.sources import VideoFileSource
+from edge_runtime.sources.open_source import VideoFileSource
 
 FPS = 10.0
 
@@ -90,7 +90,7 @@ class NoFaces:
 
 
 def test_records_of_a_paced_file_keep_the_file_s_clock_across_dropped_frames():
-    from edge_runtime.stream import stream_frames
+    from edge_runtime.pipeline.stream import stream_frames
 
     clock = Clock()
     source = VideoFileSource(Path("clip.mp4"), lambda path: FileCapture(30), realtime=True, clock=clock, sleep=clock.sleep)

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_runtime.cli import app
-from edge_runtime.outputs import CsvWriter, JsonlWriter, OutputError
-from edge_runtime.rotation import Rotation, parse_duration, parse_size, rotated_files
+from edge_runtime.outputs.rotation import Rotation, parse_duration, parse_size, rotated_files
+from edge_runtime.outputs.writers import CsvWriter, JsonlWriter, OutputError
 from tests.conftest import FIXTURE_MODELS
 from tests.test_runtime_disk_faults import fill
 from tests.test_runtime_outputs import make_face

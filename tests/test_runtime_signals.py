@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.stopping import Stopped, finalising, stop_signals
+from edge_runtime.pipeline.stopping import Stopped, finalising, stop_signals
 from tests.mjpeg_server import MJPEGServer
 from tests.synthetic import count_video_frames
 

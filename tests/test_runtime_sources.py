@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.labels import LABELS
-from edge_runtime.sources import (
+from edge_runtime.sources.open_source import (
     ImageSource,
     LiveSource,
     SourceError,

@@ -12,13 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.api import EmotionDetector
-from edge_runtime.default_model import installed_backends
 from edge_runtime.detectors import DetectorSettings
 from edge_runtime.labels import LABELS
-from edge_runtime.runner import RunConfig, run
+from edge_runtime.model_files.bundled import installed_backends
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
+from edge_runtime.pipeline.runner import RunConfig, run
 from edge_runtime.settings import ModelSettings
-from edge_runtime.sources import demo_clip_path, demo_photo_path, open_source
+from edge_runtime.sources.open_source import demo_clip_path, demo_photo_path, open_source
 from tests.conftest import FIXTURE_MODELS
 
 API_DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
@@ -62,7 +62,7 @@ def test_a_source_opened_by_stream_is_closed_when_the_loop_is_left(monkeypatch):
         opened.append(open_source(spec, **options))
         return opened[-1]
 
-    monkeypatch.setattr("edge_runtime.sources.open_source", spy)
+    monkeypatch.setattr("edge_runtime.sources.open_source.open_source", spy)
     with detector() as pipeline:
         results = pipeline.stream("demo")
         for _ in range(3):

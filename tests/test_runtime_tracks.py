@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.api import EmotionDetector
 from edge_runtime.cli import app
-from edge_runtime.default_model import installed_backends
-from edge_runtime.shot_cuts import CutDetector
-from edge_runtime.sources import demo_clip_path
-from edge_runtime.tracker import IoUTracker, likeness, signature
+from edge_runtime.model_files.bundled import installed_backends
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
+from edge_runtime.pipeline.shot_cuts import CutDetector
+from edge_runtime.pipeline.tracker import IoUTracker, likeness, signature
+from edge_runtime.sources.open_source import demo_clip_path
 from tests.conftest import FIXTURE_MODELS
 
 BOX = (200, 120, 180, 180)

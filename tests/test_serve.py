@@ -24,14 +24,14 @@ from typer.testing import CliRunner
 aiohttp = pytest.importorskip("aiohttp", reason="needs the serve extra: pip install -e '.[serve]'")
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
-from edge_runtime.api import Face  # noqa: E402
 from edge_runtime.cli import app  # noqa: E402
 from edge_runtime.detectors import DetectorSettings  # noqa: E402
+from edge_runtime.pipeline.emotion_detector import Face  # noqa: E402
 from edge_runtime.serve import parse_address  # noqa: E402
 from edge_runtime.serve.app import build_app  # noqa: E402
 from edge_runtime.serve.hub import FrameView, Hub  # noqa: E402
 from edge_runtime.settings import ModelSettings  # noqa: E402
-from edge_runtime.sources import demo_clip_path  # noqa: E402
+from edge_runtime.sources.open_source import demo_clip_path  # noqa: E402
 
 EDGE_RUN = Path(sys.executable).parent / "edge-run"
 RECORD = {"frame": 0, "time": 0.0, "source": "cam", "detector": "yunet", "track_id": 1, "box": [1, 2, 3, 4], "score": 0.9,
@@ -232,17 +232,17 @@ def test_a_frame_s_records_are_serialized_once_for_every_events_viewer():
 
 @pytest.mark.parametrize("sources", [1, 2])
 def test_a_served_run_nobody_watches_draws_no_frame(sources, tmp_path, monkeypatch):
-    import edge_runtime.draw
-    import edge_runtime.stream
-    from edge_runtime.runner import RunConfig, run
+    import edge_runtime.outputs.draw
+    import edge_runtime.pipeline.stream
+    from edge_runtime.pipeline.runner import RunConfig, run
     from tests.conftest import FIXTURE_MODELS
     from tests.test_video_job import cut_demo
 
     drawn = []
-    draw = edge_runtime.draw.draw_faces
+    draw = edge_runtime.outputs.draw.draw_faces
     counted = lambda *args, **kwargs: drawn.append(1) or draw(*args, **kwargs)  # noqa: E731
-    monkeypatch.setattr(edge_runtime.draw, "draw_faces", counted)
-    monkeypatch.setattr(edge_runtime.stream, "draw_faces", counted)
+    monkeypatch.setattr(edge_runtime.outputs.draw, "draw_faces", counted)
+    monkeypatch.setattr(edge_runtime.pipeline.stream, "draw_faces", counted)
     clips = [str(cut_demo(tmp_path / f"{index}.mp4", 0, 20)) for index in range(sources)]
     summary = run(RunConfig(source=clips[0], more_sources=tuple(clips[1:]), model=ModelSettings(FIXTURE_MODELS["onnx"], "onnx"),
                             detector=DetectorSettings(name="haar"), display=False, serve=("127.0.0.1", free_port())))

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from benchmarks import cli as bench_cli
 from benchmarks.compute import MAC_COUNTERS, reference_model
 from benchmarks.model_bench import plan_models
-from benchmarks.model_set import build_variants
+from benchmarks.model_variants import build_variants
 from benchmarks.pipeline_suite import SWEEP_PREFERENCE
 from benchmarks.rows import SKIPPED, RuntimeCheck, check_runtime
 from benchmarks.stats import LoopSettings
@@ -26,8 +26,8 @@ from convert.free_space import expected_size
 from convert.verify import PARITY_THRESHOLDS, judge
 from edge_runtime.choices import BackendChoice, DetectorChoice
 from edge_runtime.detectors import DETECTOR_NAMES, DETECTORS
-from edge_runtime.draw import OVERLAYS
-from edge_runtime.formats import BACKEND_NAMES, BACKENDS, FORMATS, MASTER_FORMAT, PRECISIONS, get_backend
+from edge_runtime.model_files.formats import BACKEND_NAMES, BACKENDS, FORMATS, MASTER_FORMAT, PRECISIONS, get_backend
+from edge_runtime.outputs.draw import OVERLAYS
 from trainer.augment import CROP_JITTERS
 from trainer.config import PRESETS
 from trainer.optimizers import OPTIMIZERS, SCHEDULES

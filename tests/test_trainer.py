@@ -97,7 +97,7 @@ def test_run_writes_every_artifact(short_run):
 def test_best_model_reproduces_reported_accuracy(short_run):
     out, metrics = short_run
     from edge_runtime.backends import load_backend
-    from trainer.fer2013 import load_fer2013
+    from fer_data.fer2013 import load_fer2013
 
     data = load_fer2013(json.loads((out / "config.json").read_text())["data"], cache_dir=out.parent / "cache")
     with load_backend(out / "model.keras") as backend:

@@ -62,7 +62,7 @@ def test_student_accuracy_reads_only_the_student_columns():
 
 @pytest.fixture(scope="module")
 def teacher_path(tmp_path_factory):
-    from edge_runtime.keras_file import save_keras_file
+    from edge_runtime.model_files.keras_file import save_keras_file
 
     keras.utils.set_random_seed(3)
     model = ARCHITECTURES["edge"].build()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 keras = pytest.importorskip("keras")
 
 from edge_runtime.preprocess import InputSpec, gray48_to_input  # noqa: E402
+from fer_data.fer2013 import load_fer2013  # noqa: E402
 from tests.training_helpers import build_tiny  # noqa: E402
 from trainer import epoch_batches  # noqa: E402
 from trainer.augment import CROP_JITTERS, build_augmenter  # noqa: E402
@@ -21,7 +22,6 @@ from trainer.cli import app  # noqa: E402
 from trainer.config import ConfigError, TrainConfig, make_config  # noqa: E402
 from trainer.distill import build_teacher_ensemble  # noqa: E402
 from trainer.epoch_batches import batch_bounds, training_batches  # noqa: E402
-from trainer.fer2013 import load_fer2013  # noqa: E402
 from trainer.mixing import mix_batch  # noqa: E402
 from trainer.models import ARCHITECTURES, Architecture  # noqa: E402
 from trainer.optimizers import build_optimizer, plateau_callback  # noqa: E402

@@ -21,12 +21,12 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_runtime.cli import app
-from edge_runtime.default_model import installed_backends
 from edge_runtime.detectors import DetectorSettings
-from edge_runtime.frame_source import SourceError
-from edge_runtime.runner import RunConfig
+from edge_runtime.model_files.bundled import installed_backends
+from edge_runtime.pipeline.runner import RunConfig
 from edge_runtime.settings import ModelSettings, PipelineSettings
-from edge_runtime.sources import demo_clip_path
+from edge_runtime.sources.base import SourceError
+from edge_runtime.sources.open_source import demo_clip_path
 from edge_runtime.video_job.discover import discover
 from edge_runtime.video_job.job import JobSettings, run_job
 from tests.conftest import FIXTURE_MODELS

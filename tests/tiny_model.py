@@ -16,7 +16,7 @@ def train_tiny_model(path: Path) -> Path:
     import keras
     from keras import layers
 
-    from edge_runtime.keras_file import save_keras_file
+    from edge_runtime.model_files.keras_file import save_keras_file
     from edge_runtime.preprocess import InputSpec, gray48_to_input
     from tests.synthetic import synthetic_split
 

@@ -27,11 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.scenes import FRAME_SIZE, background, match_boxes, paste_face, read_face
-from edge_runtime.atomic import atomic_path, write_json_atomic
 from edge_runtime.detectors.haar import HaarDetector
 from edge_runtime.labels import LABELS
-from edge_runtime.sources import demo_clip_path
+from edge_runtime.outputs.atomic import atomic_path, write_json_atomic
+from edge_runtime.sources.open_source import demo_clip_path
+from fer_data.scenes import FRAME_SIZE, background, match_boxes, paste_face, read_face
 
 FPS = 15
 SCENE_FRAMES = 30  # two seconds per scene

@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.scenes import background, paste_face, place_boxes, read_face
-from edge_runtime.atomic import atomic_path, write_json_atomic
-from edge_runtime.sources import demo_photo_path
+from edge_runtime.outputs.atomic import atomic_path, write_json_atomic
+from edge_runtime.sources.open_source import demo_photo_path
+from fer_data.scenes import background, paste_face, place_boxes, read_face
 
 LABELS_SHOWN = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 SIZE = (960, 640)

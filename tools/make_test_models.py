@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from convert.api import convert_model
-from edge_runtime.metadata import sidecar_path
+from edge_runtime.model_files.metadata import sidecar_path
 from tests.conftest import FIXTURE_MODELS
 from tests.synthetic import write_folder
 from tests.tiny_model import train_tiny_model

@@ -31,9 +31,9 @@ import numpy as np
 
 from benchmarks.accuracy_bench import predict_split
 from benchmarks.inputs import load_eval_split
-from benchmarks.scenes import SceneSettings, build_scene, match_boxes
-from edge_runtime.api import load_model
 from edge_runtime.detectors import CropMapping, DetectorSettings, load_detector
+from edge_runtime.pipeline.emotion_detector import load_model
+from fer_data.scenes import SceneSettings, build_scene, match_boxes
 
 SCALES = (0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
 SHIFTS_Y = (-0.1, -0.075, -0.05, -0.025, 0.0, 0.025, 0.05, 0.075, 0.1)

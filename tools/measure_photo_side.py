@@ -25,9 +25,9 @@ import time
 import cv2
 
 from benchmarks.inputs import load_eval_split
-from benchmarks.scenes import SceneSettings, build_scene, match_boxes
 from edge_runtime.detectors import DETECTOR_NAMES, DetectorSettings, load_detector
 from edge_runtime.detectors.base import photo_scale
+from fer_data.scenes import SceneSettings, build_scene, match_boxes
 
 FACTORS = (1, 2, 4)
 SIDES = (480, 640, 960)

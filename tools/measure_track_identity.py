@@ -32,10 +32,10 @@ from collections import defaultdict
 import numpy as np
 
 from benchmarks.inputs import load_eval_split
-from benchmarks.scenes import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, background, match_boxes, paste_face, place_boxes
-from edge_runtime.api import EmotionDetector
 from edge_runtime.detectors import DetectorSettings
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
 from edge_runtime.settings import PipelineSettings
+from fer_data.scenes import FACE_SIDES, FRAME_HEIGHT, FRAME_WIDTH, background, match_boxes, paste_face, place_boxes
 
 NOISE_SIGMA = 6.0  # gray levels of sensor noise added to every frame
 EXPOSURE_JITTER = 0.08  # each frame's gain within +-8%, and its black level within +-8 gray levels

@@ -34,8 +34,8 @@ from pathlib import Path
 import cv2
 
 from benchmarks.inputs import load_eval_split
-from benchmarks.scenes import SceneSettings, build_scene
-from edge_runtime.sources import demo_clip_path
+from edge_runtime.sources.open_source import demo_clip_path
+from fer_data.scenes import SceneSettings, build_scene
 
 FPS = 15.0
 EDGE_RUN = str(Path(sys.executable).parent / "edge-run")

@@ -18,9 +18,9 @@ import json
 import time
 from pathlib import Path
 
-from benchmarks.scenes import match_boxes
-from edge_runtime.api import EmotionDetector
-from edge_runtime.sources import open_source
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
+from edge_runtime.sources.open_source import open_source
+from fer_data.scenes import match_boxes
 
 MATCH_IOU = 0.4
 

@@ -3,7 +3,7 @@
     python tools/stamp_checksums.py edge_runtime/models/emotion*.onnx edge_runtime/models/*.tflite
 
 For files exported before checksums existed, and for a model edited on purpose: the runtime
-refuses a file whose bytes no longer match its checksum (see `edge_runtime.integrity`).
+refuses a file whose bytes no longer match its checksum (see `edge_runtime.model_files.integrity`).
 ONNX files get the checksum in their `metadata_props`, Keras and TFLite files in their sidecar.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from edge_runtime.integrity import stamp_model_file
-from edge_runtime.metadata import MetadataError
+from edge_runtime.model_files.integrity import stamp_model_file
+from edge_runtime.model_files.metadata import MetadataError
 
 
 def main(paths: list[str]) -> int:

@@ -16,9 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from edge_runtime.choices import choice_enum  # noqa: E402
 from edge_runtime.cli_help import HelpCommand, VersionOption, examples  # noqa: E402
 from edge_runtime.labels import LABELS  # noqa: E402
+from fer_data.fer2013 import DataError  # noqa: E402
 from trainer.augment import CROP_JITTERS  # noqa: E402
 from trainer.config import PRESETS  # noqa: E402
-from trainer.fer2013 import DataError  # noqa: E402
 from trainer.framework import framework_problem  # noqa: E402
 from trainer.optimizers import OPTIMIZERS, SCHEDULES  # noqa: E402
 from trainer.views import VIEWS  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
-from edge_runtime.atomic import write_json_atomic
+from edge_runtime.outputs.atomic import write_json_atomic
 from trainer.run_files import RunFileError, check_fields, read_json_object
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from edge_runtime.keras_file import KerasFileError, load_keras_file
 from edge_runtime.labels import NUM_CLASSES
+from edge_runtime.model_files.keras_file import KerasFileError, load_keras_file
 
 
 @keras.saving.register_keras_serializable(package="edge_emotion")

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-from edge_runtime.formats import install_hint
+from edge_runtime.model_files.formats import install_hint
 
 # What Keras's own `initialize` reads when it is given nothing (its documented variables).
 ENV_COORDINATOR = "KERAS_DISTRIBUTION_JOB_ADDRESSES"

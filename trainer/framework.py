@@ -4,7 +4,7 @@ minutes of decoding FER-2013."""
 
 from __future__ import annotations
 
-from edge_runtime.formats import install_hint, module_available
+from edge_runtime.model_files.formats import install_hint, module_available
 
 # Keras 3 runs on any of these; the `train` extra installs TensorFlow.
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")

@@ -10,8 +10,8 @@ matplotlib.use("Agg")  # Runs on headless training boxes; never opens a window.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from edge_runtime.atomic import atomic_path  # noqa: E402
 from edge_runtime.labels import LABELS  # noqa: E402
+from edge_runtime.outputs.atomic import atomic_path  # noqa: E402
 
 
 def plot_curves(history: list[dict], path: Path) -> None:

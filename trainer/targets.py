@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_path
-from edge_runtime.errors import first_line
+from edge_runtime.error_text import first_line
 from edge_runtime.labels import NUM_CLASSES
+from edge_runtime.outputs.atomic import atomic_path
 
 TARGETS_FILE = "targets.npz"
 

@@ -19,18 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_path, write_json_atomic, write_text_atomic
-from edge_runtime.errors import first_line
-from edge_runtime.keras_file import KerasFileError, keras_file_problem, load_keras_file, save_keras_file
+from edge_runtime.error_text import first_line
 from edge_runtime.labels import LABELS, NUM_CLASSES
-from edge_runtime.output_paths import OutputError, check_folder_writable
+from edge_runtime.model_files.keras_file import KerasFileError, keras_file_problem, load_keras_file, save_keras_file
+from edge_runtime.outputs.atomic import atomic_path, write_json_atomic, write_text_atomic
+from edge_runtime.outputs.paths import OutputError, check_folder_writable
 from edge_runtime.preprocess import gray48_to_input
 from edge_runtime.version import __version__
-from trainer.batches import predict_in_batches
+from fer_data.fer2013 import DataError, FerData, classes_without_training_faces, load_fer2013
+from fer_data.metrics import classification_report
+from fer_data.prediction import predict_in_batches
 from trainer.config import TrainConfig
 from trainer.epoch_batches import batch_bounds
-from trainer.fer2013 import DataError, FerData, classes_without_training_faces, load_fer2013
-from trainer.metrics import classification_report
 from trainer.run_files import RunFileError, read_state
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")

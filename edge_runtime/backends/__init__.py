@@ -11,9 +11,9 @@ import importlib
 from pathlib import Path
 
 from edge_runtime.backends.base import Backend, BackendError
-from edge_runtime.formats import BackendInfo, backend_for_path, get_backend
-from edge_runtime.integrity import ChecksumError, verify_model_file
 from edge_runtime.limits import threads_problem
+from edge_runtime.model_files.formats import BackendInfo, backend_for_path, get_backend
+from edge_runtime.model_files.integrity import ChecksumError, verify_model_file
 
 __all__ = ["Backend", "BackendError", "load_backend", "resolve_backend"]
 
@@ -48,7 +48,7 @@ def load_backend(
 
     Raises:
         BackendError: one line naming the file and the fix, or the thread bound; a file whose
-            bytes changed since export (`edge_runtime.integrity`).
+            bytes changed since export (`edge_runtime.model_files.integrity`).
     """
     problem = threads_problem(threads)
     if problem:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.formats import BackendInfo, backend_for_class
-from edge_runtime.metadata import MetadataError, ModelMetadata, read_sidecar
+from edge_runtime.model_files.formats import BackendInfo, backend_for_class
+from edge_runtime.model_files.metadata import MetadataError, ModelMetadata, read_sidecar
 from edge_runtime.preprocess import faces_to_batch
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
-from edge_runtime.keras_file import KerasFileError, keras_file_problem, load_keras_file
+from edge_runtime.model_files.keras_file import KerasFileError, keras_file_problem, load_keras_file
 
 
 class KerasBackend(Backend):

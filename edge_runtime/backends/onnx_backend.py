@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
-from edge_runtime.errors import first_line
-from edge_runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMetadata, read_sidecar
+from edge_runtime.error_text import first_line
+from edge_runtime.model_files.metadata import ONNX_METADATA_KEY, MetadataError, ModelMetadata, read_sidecar
 
 
 class ONNXBackend(Backend):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.backends.base import Backend, BackendError
-from edge_runtime.errors import first_line
+from edge_runtime.error_text import first_line
 
 DEFAULT_THREADS = 2  # LiteRT defaults to 1 thread; a Raspberry Pi and this machine have more.
 

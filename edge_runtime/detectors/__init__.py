@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from edge_runtime.detectors import model_files
+from edge_runtime.detectors import downloads
 from edge_runtime.detectors.base import Box, Detection, DetectorError, as_detection, check_settings, iou
 from edge_runtime.detectors.table import (
     AUTO_ORDER,
@@ -174,12 +174,12 @@ def load_detector(settings: DetectorSettings | None = None) -> ChosenDetector:
 
 def _skip_reason(info: DetectorInfo, settings: DetectorSettings) -> str:
     """Why `auto` should not even try `info` now (a recent failed download), or ""."""
-    if info.model_file is None or model_files.cached_path(info.model_file).is_file():
+    if info.model_file is None or downloads.cached_path(info.model_file).is_file():
         return ""
-    hint = model_files.manual_copy_hint(info.model_file)
+    hint = downloads.manual_copy_hint(info.model_file)
     if not settings.download:
-        return f"{info.name} unavailable: {info.model_file.file_name} is not in {model_files.cache_dir()}; {hint}"
-    failure = model_files.recent_failure(info.model_file)
+        return f"{info.name} unavailable: {info.model_file.file_name} is not in {downloads.cache_dir()}; {hint}"
+    failure = downloads.recent_failure(info.model_file)
     if failure:
         return f"{info.name} unavailable: an earlier download failed ({failure}); 'edge-run --fetch-models' retries, or {hint}"
     return ""
@@ -195,13 +195,13 @@ def fetch_all(detectors: tuple[str, ...] | None = None) -> list[Path]:
     for info in DETECTORS:
         if info.model_file is None or (detectors and info.name not in detectors):
             continue
-        cached = model_files.cached_path(info.model_file)
+        cached = downloads.cached_path(info.model_file)
         if cached.is_file():
             try:
-                model_files.verify(cached, info.model_file)
+                downloads.verify(cached, info.model_file)
                 paths.append(cached)
                 continue
             except DetectorError:
                 pass  # a damaged copy is replaced by a verified download
-        paths.append(model_files.fetch(info.model_file))
+        paths.append(downloads.fetch(info.model_file))
     return paths

@@ -1,7 +1,8 @@
 """OpenCV's Haar cascade (the seed's detector), run on a downscaled grayscale copy.
 
-About 40 ms for a 640x480 frame at scale factor 1.3 on a small x86 core, so the cascade runs
-on a copy shrunk by `detect_scale` and its boxes are scaled back to source pixels.
+The cascade is slow on a full frame (docs/performance.md, "Detector in the loop"), so it runs
+on a copy shrunk by `detect_scale` and its boxes are scaled back to source pixels. Its settings
+and their defaults are its row in `edge_runtime.detectors.table`.
 """
 
 from __future__ import annotations

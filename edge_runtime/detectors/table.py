@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from edge_runtime.formats import find_row
+from edge_runtime.model_files.formats import find_row
 
 
 @dataclass(frozen=True)

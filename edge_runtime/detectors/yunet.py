@@ -15,7 +15,7 @@ import numpy as np
 
 from edge_runtime.detectors.base import Detection, DetectorError, check_settings, scale_box, shrink_for_detection
 from edge_runtime.detectors.table import YUNET
-from edge_runtime.onnx_props import WireFormatError, graph_io_names
+from edge_runtime.model_files.onnx_props import WireFormatError, graph_io_names
 from edge_runtime.preprocess import to_bgr
 
 DEFAULT_NMS_THRESHOLD = 0.3
@@ -60,7 +60,7 @@ class YuNetDetector:
     Settings left None take their defaults from the detector's table row (`table.YUNET`).
 
     Args:
-        model_path: the YuNet ONNX file (see `edge_runtime.detectors.model_files.resolve`).
+        model_path: the YuNet ONNX file (see `edge_runtime.detectors.downloads.resolve`).
         score_threshold: least face score to report.
         min_size: smallest face side to report, in source pixels.
         detect_scale: YuNet runs on a copy resized by this factor (at most 1).
@@ -109,9 +109,9 @@ class YuNetDetector:
         Raises:
             DetectorError: the file is missing and cannot be fetched, or a setting is invalid.
         """
-        from edge_runtime.detectors import model_files
+        from edge_runtime.detectors import downloads
 
-        path = model_files.resolve(row.model_file, settings.model, download=settings.download)
+        path = downloads.resolve(row.model_file, settings.model, download=settings.download)
         return cls(path, score_threshold=row.value(settings, "score_threshold"), min_size=row.value(settings, "min_size"),
                    detect_scale=row.value(settings, "detect_scale"))
 

@@ -33,7 +33,7 @@ class FrameView:
         index: the frame's number in its source; time_s: its time (see `face_record`).
         context: the keys every record of the run carries (source, detector).
         fps: the FPS to draw in the corner, or None.
-        overlay: how faces are drawn (see `edge_runtime.draw.draw_faces`).
+        overlay: how faces are drawn (see `edge_runtime.outputs.draw.draw_faces`).
         annotated: the frame already drawn, when the run drew it anyway (a window, a video).
     """
 
@@ -50,14 +50,14 @@ class FrameView:
         """The frame with its faces drawn (a copy: the frame as read stays as it is)."""
         if self.annotated is not None:
             return self.annotated
-        from edge_runtime.draw import draw_faces
+        from edge_runtime.outputs.draw import draw_faces
         from edge_runtime.preprocess import to_bgr
 
         return draw_faces(to_bgr(self.frame), self.faces, self.fps, overlay=self.overlay)
 
     def event(self) -> bytes:
         """The frame's records in the JSONL schema as one Server-Sent Event."""
-        from edge_runtime.outputs import face_record
+        from edge_runtime.outputs.writers import face_record
 
         records = [face_record(self.index, self.time_s, face, self.context) for face in self.faces]
         return f"data: {json.dumps(records, allow_nan=False)}\n\n".encode()

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.frame_source import SourceError, usable
-from edge_runtime.outputs import face_record
-from edge_runtime.sources import MAX_BAD_FILE_FRAMES
+from edge_runtime.outputs.writers import face_record
+from edge_runtime.sources.base import SourceError, usable
+from edge_runtime.sources.open_source import MAX_BAD_FILE_FRAMES
 from edge_runtime.video_job.discover import Video
 
 PART_PREFIX = ".chunk"  # hidden: a folder listing shows the finished files only
@@ -96,7 +96,7 @@ def plan(video: Video, frames: int, fps: float, chunk_minutes: float) -> list[Ch
 
 def part_path(out: Path, chunk: Chunk) -> Path:
     """Where a chunk's records wait to be joined: hidden, beside the video's outputs, named with
-    the writing process's id like every temporary of this project (`edge_runtime.atomic`), so a
+    the writing process's id like every temporary of this project (`edge_runtime.outputs.atomic`), so a
     later run can tell a dead worker's part from a live one's."""
     return out / chunk.video.name / f"{PART_PREFIX}{chunk.index:05d}.jsonl.{os.getpid()}.part.jsonl"
 

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_runtime.frame_source import SourceError
-from edge_runtime.sources import IMAGE_SUFFIXES, demo_clip_path
+from edge_runtime.sources.base import SourceError
+from edge_runtime.sources.open_source import IMAGE_SUFFIXES, demo_clip_path
 
 # The containers opencv-python's FFmpeg reads; a file with another suffix is not looked at.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp")

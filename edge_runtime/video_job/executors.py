@@ -34,7 +34,7 @@ def _quiet_worker_signals() -> None:
 def _load_worker_detector(config):
     import cv2
 
-    from edge_runtime.runner import build_detector
+    from edge_runtime.pipeline.runner import build_detector
 
     cv2.setNumThreads(1)  # one worker per core: OpenCV's own threads would only contend
     return build_detector(config)
@@ -169,7 +169,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            from edge_runtime.formats import install_hint
+            from edge_runtime.model_files.formats import install_hint
 
             raise RuntimeError(f"--ray needs Ray: {install_hint('cluster')}") from None
         self.ray = ray

@@ -1,7 +1,7 @@
 """The job: every video of a source, in chunks on workers, to records, summaries and a report.
 
 Under `--out`, per video (a folder named as the video's path below the source):
-`records.jsonl` (the one record schema, `edge_runtime.outputs.face_record`), `summary.json`
+`records.jsonl` (the one record schema, `edge_runtime.outputs.writers.face_record`), `summary.json`
 and, with matplotlib installed, `timeline.png`. Across the job: `summary.csv` (one row per video
 and per track; only what the videos and the model determine), `report.json` (what ran, failed
 or was skipped, and how fast) and `manifest.json` (what is done, for a rerun). Every file is
@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_runtime.atomic import remove_own_temporaries, remove_stranded, write_json_atomic, write_text_atomic
-from edge_runtime.frame_source import SourceError
-from edge_runtime.metadata import file_sha256
+from edge_runtime.model_files.metadata import file_sha256
+from edge_runtime.outputs.atomic import remove_own_temporaries, remove_stranded, write_json_atomic, write_text_atomic
+from edge_runtime.pipeline.stopping import Stopped, finalising, signal_name, uninterrupted
 from edge_runtime.settings import ModelSettings
-from edge_runtime.stopping import Stopped, finalising, signal_name, uninterrupted
+from edge_runtime.sources.base import SourceError
 from edge_runtime.video_job.chunks import Chunk, ChunkResult, plan, probe
 from edge_runtime.video_job.discover import Video, discover
 from edge_runtime.video_job.manifest import Manifest
@@ -118,7 +118,7 @@ def run_job(config, settings: JobSettings, log=lambda line: None, progress=None,
     """Runs the job `config.source` (a folder of videos, a video, or a list file) describes.
 
     Args:
-        config: the pipeline's settings (`edge_runtime.runner.RunConfig`).
+        config: the pipeline's settings (`edge_runtime.pipeline.runner.RunConfig`).
         settings: the job's own.
         log: called with one line per event worth a line.
         progress: an object with `start(videos, frames)`, `advance(videos, frames)` and `stop()`
@@ -132,7 +132,7 @@ def run_job(config, settings: JobSettings, log=lambda line: None, progress=None,
     Raises:
         SourceError: the source holds no video, or the manifest is unreadable.
     """
-    from edge_runtime.runner import build_detector
+    from edge_runtime.pipeline.runner import build_detector
 
     # FFmpeg prints lines of its own for a damaged file (read at the process's first capture, and
     # inherited by the workers); the job names each bad video itself, once, in its report.

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_runtime.atomic import write_json_atomic
-from edge_runtime.frame_source import SourceError
+from edge_runtime.outputs.atomic import write_json_atomic
+from edge_runtime.sources.base import SourceError
 from edge_runtime.video_job.discover import Video
 
 MANIFEST_NAME = "manifest.json"

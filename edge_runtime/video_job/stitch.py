@@ -2,7 +2,7 @@
 
 Each chunk numbers its tracks from 1. A track on a chunk's first frame continues a track on the
 previous chunk's last frame when their boxes overlap as the tracker asks of consecutive frames
-and their crops look alike (`edge_runtime.tracker`); every other track gets the next id of the
+and their crops look alike (`edge_runtime.pipeline.tracker`); every other track gets the next id of the
 video, in order of first appearance, as one pass over the whole video would number it. What
 differs from one pass: the smoothing of a continued track starts afresh at the chunk's start.
 """
@@ -13,9 +13,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_runtime.atomic import atomic_path
 from edge_runtime.detectors.base import iou
-from edge_runtime.tracker import DEFAULT_IOU_THRESHOLD, likeness
+from edge_runtime.outputs.atomic import atomic_path
+from edge_runtime.pipeline.tracker import DEFAULT_IOU_THRESHOLD, likeness
 from edge_runtime.video_job.chunks import BoundaryTrack, ChunkResult, as_array
 
 

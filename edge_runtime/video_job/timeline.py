@@ -12,10 +12,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from edge_runtime.atomic import atomic_path
-from edge_runtime.draw import LABEL_COLORS
-from edge_runtime.formats import install_hint
 from edge_runtime.labels import LABELS
+from edge_runtime.model_files.formats import install_hint
+from edge_runtime.outputs.atomic import atomic_path
+from edge_runtime.outputs.draw import LABEL_COLORS
 
 try:
     import matplotlib

@@ -12,7 +12,7 @@ from benchmarks.compute import count_macs, floor_ms, reference_model
 from benchmarks.environment import environment, usable_cores
 from benchmarks.inputs import DEFAULT_POOL_SIZE, load_eval_split, pool_from_split, random_faces, write_inputs
 from benchmarks.model_bench import plan_models
-from benchmarks.model_set import ModelSet, choose_models, default_model_set
+from benchmarks.model_variants import ModelSet, choose_models, default_model_set
 from benchmarks.progress import Progress, warn_if_busy
 from benchmarks.rows import OK, check_runtime, error_text
 from benchmarks.stats import LoopSettings

@@ -1,4 +1,4 @@
-"""What every frame source is: an iterable of frames with counters (see `edge_runtime.sources`)."""
+"""What every frame source is: an iterable of frames with counters (see `edge_runtime.sources.open_source`)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ probability vector per track, which stops a label from flickering between frames
 Overlap alone cannot tell when one person takes another's place in the same spot, so a track
 also keeps a small appearance signature of its last crop: a crop that no longer looks like the
 one before it ends the track, and the face starts a new one (see `likeness`). Shot cuts end
-every track (`edge_runtime.shot_cuts`).
+every track (`edge_runtime.pipeline.shot_cuts`).
 """
 
 from __future__ import annotations

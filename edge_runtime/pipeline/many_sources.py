@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_runtime.frame_source import FrameSource
+from edge_runtime.sources.base import FrameSource
 
 JOIN_TIMEOUT_S = 2.0
 

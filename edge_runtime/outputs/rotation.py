@@ -32,10 +32,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_runtime.atomic import atomic_path, remove_stranded
 from edge_runtime.limits import ROTATE_EVERY_S, ROTATE_KEEP, ROTATE_SIZE
-from edge_runtime.output_lock import open_locked, still_names
-from edge_runtime.output_paths import OutputError, is_special, is_stdout_name
+from edge_runtime.outputs.atomic import atomic_path, remove_stranded
+from edge_runtime.outputs.lock import open_locked, still_names
+from edge_runtime.outputs.paths import OutputError, is_special, is_stdout_name
 
 DEFAULT_KEEP = 10
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"

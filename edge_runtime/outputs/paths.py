@@ -13,8 +13,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from edge_runtime.atomic import remove_stranded
-from edge_runtime.errors import os_error_reason
+from edge_runtime.error_text import os_error_reason
+from edge_runtime.outputs.atomic import remove_stranded
 
 STDOUT = "-"
 

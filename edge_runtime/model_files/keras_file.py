@@ -43,7 +43,7 @@ def load_keras_file(path: str | os.PathLike, compile: bool = False, checked: boo
     try:
         return keras.models.load_model(path, compile=compile)
     except Exception as error:  # Keras raises many types for a bad file; all mean the same.
-        from edge_runtime.errors import first_line
+        from edge_runtime.error_text import first_line
 
         raise KerasFileError(path, (describe or first_line)(error), damaged=False) from None
 
@@ -54,10 +54,10 @@ def save_keras_file(model, path: str | os.PathLike, arch: str, spec) -> None:
     Keras backend read. `spec` is the model's `InputSpec`; no TensorFlow is imported here."""
     from dataclasses import replace
 
-    from edge_runtime.atomic import atomic_path, write_text_atomic
-    from edge_runtime.formats import MASTER_FORMAT
-    from edge_runtime.integrity import checksum_of_file
-    from edge_runtime.metadata import ModelMetadata, sidecar_path
+    from edge_runtime.model_files.formats import MASTER_FORMAT
+    from edge_runtime.model_files.integrity import checksum_of_file
+    from edge_runtime.model_files.metadata import ModelMetadata, sidecar_path
+    from edge_runtime.outputs.atomic import atomic_path, write_text_atomic
 
     with atomic_path(path) as tmp:
         model.save(tmp)

@@ -15,8 +15,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge_runtime.formats import MASTER_FORMAT
 from edge_runtime.labels import LABELS
+from edge_runtime.model_files.formats import MASTER_FORMAT
 from edge_runtime.preprocess import InputSpec
 from edge_runtime.version import __version__
 
@@ -41,7 +41,7 @@ class ModelMetadata:
         arch: architecture name.
         extra: anything else (quantisation notes, calibration size, accuracy).
         checksum: "sha256:..." over the file's bytes and this metadata, checked at load (see
-            `edge_runtime.integrity`); empty in files exported before it existed.
+            `edge_runtime.model_files.integrity`); empty in files exported before it existed.
     """
 
     labels: tuple[str, ...] = LABELS

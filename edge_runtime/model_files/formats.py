@@ -69,7 +69,7 @@ class BackendInfo:
         class_name: the class in `module`; the class takes its `name` from this row.
         extra: the pyproject extra that installs its runtime package (see `install_hint`).
         runtime_packages: importable packages any one of which runs it, in the order it tries them.
-        bundled_file: the file of the bundled model it runs (`edge_runtime.default_model`).
+        bundled_file: the file of the bundled model it runs (`edge_runtime.model_files.bundled`).
         in_runtime_wheel: True when the runtime package ships `bundled_file`; False for a file
             that stays in the repository's models/ folder.
         metadata: where a model file keeps its metadata: "inside" (ONNX `metadata_props`) or

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_path
-from edge_runtime.output_paths import write_failure
-from edge_runtime.outputs import OutputError
+from edge_runtime.outputs.atomic import atomic_path
+from edge_runtime.outputs.paths import write_failure
+from edge_runtime.outputs.writers import OutputError
 
 
 class AnnotatedImages:

@@ -22,9 +22,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge_runtime import onnx_props
-from edge_runtime.atomic import write_bytes_atomic, write_text_atomic
-from edge_runtime.metadata import ONNX_METADATA_KEY, MetadataError, sidecar_path
+from edge_runtime.model_files import onnx_props
+from edge_runtime.model_files.metadata import ONNX_METADATA_KEY, MetadataError, sidecar_path
+from edge_runtime.outputs.atomic import write_bytes_atomic, write_text_atomic
 
 CHECKSUM_KEY = "checksum"
 CHECKSUM_PREFIX = "sha256:"

@@ -13,24 +13,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_runtime.api import EmotionDetector
 from edge_runtime.detectors import DetectorFallbackWarning, DetectorSettings
-from edge_runtime.display import Window
-from edge_runtime.frame_source import SourceError
-from edge_runtime.output_paths import OutputError, check_folder_writable, refuse_shared_paths
-from edge_runtime.outputs import Outputs
-from edge_runtime.photos import AnnotatedImages
-from edge_runtime.rotation import Rotation
+from edge_runtime.outputs.display import Window
+from edge_runtime.outputs.paths import OutputError, check_folder_writable, refuse_shared_paths
+from edge_runtime.outputs.photos import AnnotatedImages
+from edge_runtime.outputs.rotation import Rotation
+from edge_runtime.outputs.writers import Outputs
+from edge_runtime.pipeline.emotion_detector import EmotionDetector
+from edge_runtime.pipeline.stopping import Stopped, finalising, signal_name
+from edge_runtime.pipeline.stream import stream_frames
 from edge_runtime.settings import ModelSettings, PipelineSettings
-from edge_runtime.sources import (
+from edge_runtime.sources.base import SourceError
+from edge_runtime.sources.open_source import (
     DEFAULT_MAX_REOPEN,
     DEFAULT_STALL_TIMEOUT_S,
     FrameSource,
     open_source,
     source_file,
 )
-from edge_runtime.stopping import Stopped, finalising, signal_name
-from edge_runtime.stream import stream_frames
 
 NO_FACE_HINT = (
     "for already-cropped faces use --whole-image; for small faces lower --min-size or raise --detect-scale; "
@@ -168,7 +168,7 @@ def run(config: RunConfig, detector: EmotionDetector | None = None, source: Fram
 
     Raises:
         DisplayError, BackendError, DetectorError, SourceError, OutputError: one-line messages.
-        Stopped: a stop signal arrived before the first frame (see `edge_runtime.stopping`).
+        Stopped: a stop signal arrived before the first frame (see `edge_runtime.pipeline.stopping`).
     """
     if config.more_sources:
         return run_many(config, detector)
@@ -243,14 +243,14 @@ def _failure(summary: RunSummary, source: FrameSource) -> str:
 def run_many(config: RunConfig, detector: EmotionDetector | None = None) -> RunSummary:
     """`run` for several sources (`config.source` and `config.more_sources`) in one process: each
     read on its own thread, the faces of all that are ready classified in one model call, every
-    record naming its source (see `edge_runtime.multi_source`).
+    record naming its source (see `edge_runtime.pipeline.many_sources`).
 
     Raises:
         DisplayError, BackendError, DetectorError, SourceError, OutputError, ServeError: one line.
     """
     import threading
 
-    from edge_runtime.multi_source import SourceReader, loop_many
+    from edge_runtime.pipeline.many_sources import SourceReader, loop_many
 
     names = (config.source, *config.more_sources)
     if len(set(names)) < len(names):
@@ -326,7 +326,7 @@ def _start_server(config: RunConfig):
     try:
         from edge_runtime.serve.app import Server
     except ImportError:
-        from edge_runtime.formats import install_hint
+        from edge_runtime.model_files.formats import install_hint
 
         raise ServeError(f"--serve needs aiohttp and prometheus-client: {install_hint('serve')}") from None
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_runtime.api import Face
+from edge_runtime.pipeline.emotion_detector import Face
 
 # BGR colour per label; labels a model adds beyond these are drawn grey.
 LABEL_COLORS: dict[str, tuple[int, int, int]] = {

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edge_runtime.formats import BACKEND_NAMES, BACKENDS, get_backend, module_available
+from edge_runtime.model_files.formats import BACKEND_NAMES, BACKENDS, get_backend, module_available
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 # Files the runtime wheel leaves out (the Keras master needs TensorFlow) stay in the
 # repository's models/ folder, next to the runtime package in a clone.
-MASTER_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+MASTER_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 # Views of the BACKENDS table (the only place these facts are written).
 BUNDLED_MODELS: dict[str, str] = {row.name: row.bundled_file for row in BACKENDS}

@@ -17,7 +17,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from edge_runtime.output_paths import OutputError, write_failure
+from edge_runtime.outputs.paths import OutputError, write_failure
 
 # A lock file removed by the run holding it between our open and our lock: try the new one.
 _ATTEMPTS = 5

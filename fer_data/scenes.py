@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.detectors import iou
-from trainer.fer2013 import Split
+from fer_data.fer2013 import Split
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 FRAME_SIZE = (FRAME_WIDTH, FRAME_HEIGHT)
@@ -221,7 +221,7 @@ def demo_faces() -> list[tuple[str, np.ndarray]]:
     """
     import json
 
-    from edge_runtime.sources import demo_clip_path
+    from edge_runtime.sources.open_source import demo_clip_path
 
     clip = demo_clip_path()
     truth_path = clip.with_suffix(".json")

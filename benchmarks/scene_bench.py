@@ -1,12 +1,12 @@
 """`edge-bench scene`: the full runtime pipeline on frames with known faces.
 
-Frames of 640x480 are built (`benchmarks.scenes.build_scene`) by pasting FER-2013 faces from an evaluation split (PublicTest by
+Frames of 640x480 are built (`fer_data.scenes.build_scene`) by pasting FER-2013 faces from an evaluation split (PublicTest by
 default, so never a face the model trained on), upscaled to 144-192 px, at known boxes on a
 smooth random background, with clearance between faces and from the frame's edges. The
 runtime (`EmotionDetector`: the chosen detector, its crop mapping, one model call) then runs on
 every frame, and the crop each detection leads to is matched to the truth by IoU, or as a nested
 box (the same face framed tighter or looser than its FER crop, see
-`benchmarks.scenes.is_nested`). Reported: detection recall (also by IoU alone), label accuracy
+`fer_data.scenes.is_nested`). Reported: detection recall (also by IoU alone), label accuracy
 on the detected faces, end-to-end accuracy (detected and correctly labelled over all faces), the
 model's accuracy on the same faces' own 48x48 crops, so the cost of going through a detector can
 be read directly, and detections that match no face.
@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmarks.scenes import SceneFrame, match_boxes
 from edge_runtime.detectors import iou
 from edge_runtime.labels import NUM_CLASSES
-from trainer.batches import predict_in_batches
-from trainer.fer2013 import Split
+from fer_data.fer2013 import Split
+from fer_data.prediction import predict_in_batches
+from fer_data.scenes import SceneFrame, match_boxes
 
 STRAY_IOU = 0.1  # a detection overlapping every true face less than this is on the background
 
@@ -70,7 +70,7 @@ def score_scene(frames: list[SceneFrame], detect, labels: tuple[str, ...], thres
         detect: the pipeline (EmotionDetector.detect, or a fake).
         labels: the model's label order (a Face's label is matched to the truth by name).
         threshold: IoU for a match; a detection nested in a true face's crop (or holding it,
-            see `benchmarks.scenes.is_nested`) matches it too.
+            see `fer_data.scenes.is_nested`) matches it too.
         clock: seconds; FPS counts only the time inside `detect`.
         on_frame: called with (frame, faces) after each frame (e.g. to write a video).
         crop_box: maps a face's detector box to the region the runtime crops for the model

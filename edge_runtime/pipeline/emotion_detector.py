@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.backends import Backend, load_backend
-from edge_runtime.default_model import resolve_model
 from edge_runtime.detectors import ChosenDetector, CropMapping, Detection, DetectorSettings, as_detection, load_detector
 from edge_runtime.detectors.base import photo_scale
-from edge_runtime.frame_source import FrameIterable, FrameSource
+from edge_runtime.model_files.bundled import resolve_model
+from edge_runtime.pipeline.shot_cuts import CutDetector
+from edge_runtime.pipeline.tracker import IoUTracker, Track, signature
 from edge_runtime.preprocess import face_to_gray48, gray48_to_input
 from edge_runtime.settings import ModelSettings, PipelineSettings
-from edge_runtime.shot_cuts import CutDetector
-from edge_runtime.tracker import IoUTracker, Track, signature
+from edge_runtime.sources.base import FrameIterable, FrameSource
 
 # A photo at most this many times the model's input side is taken as an already-cropped face.
 WHOLE_FACE_MAX_FACTOR = 2
@@ -164,7 +164,7 @@ class EmotionDetector:
     @property
     def tracker(self) -> IoUTracker | None:
         """The tracks of the source `stream` runs on (None before it starts)."""
-        from edge_runtime.stream import STREAM_KEY  # here: edge_runtime.stream imports this module (for Face)
+        from edge_runtime.pipeline.stream import STREAM_KEY  # here: edge_runtime.pipeline.stream imports this module (for Face)
 
         state = self._states.get(STREAM_KEY)
         return state.tracker if state is not None else None
@@ -209,7 +209,7 @@ class EmotionDetector:
 
     def stream(self, source, *, whole_image: bool = False, annotate: bool = False, overlay: str = "bars",
                loop: bool = False) -> Iterator:
-        """Runs the pipeline on every frame of a source, one `edge_runtime.stream.FrameResult`
+        """Runs the pipeline on every frame of a source, one `edge_runtime.pipeline.stream.FrameResult`
         (frame number, time, source name, faces, optionally the drawn frame) per frame; faces
         keep their track ids and smoothed labels from frame to frame.
 
@@ -226,8 +226,8 @@ class EmotionDetector:
             SourceError: the source cannot be opened (one line naming it).
             ValueError: `source` is one image (use `detect`), or a frame is not an image.
         """
-        from edge_runtime.sources import open_source
-        from edge_runtime.stream import stream_frames
+        from edge_runtime.pipeline.stream import stream_frames
+        from edge_runtime.sources.open_source import open_source
 
         if isinstance(source, np.ndarray):
             raise ValueError(f"source is one numpy image of shape {source.shape}; use detect(image), or pass a list of frames")

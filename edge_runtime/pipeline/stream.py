@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_runtime.draw import draw_faces
-from edge_runtime.frame_source import FrameSource
+from edge_runtime.outputs.draw import draw_faces
 from edge_runtime.preprocess import to_bgr
+from edge_runtime.sources.base import FrameSource
 
 FPS_SMOOTHING = 0.9  # weight of the past in the drawn FPS, so the number is readable
 # The key of the one source a stream runs on, among the sources an EmotionDetector keeps tracks

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from benchmarks.model_bench import guess_format
 from benchmarks.rows import failed_row, module_available, skipped_row
-from edge_runtime.atomic import write_json_atomic
-from edge_runtime.default_model import MODELS_DIR, bundled_file
-from edge_runtime.formats import FORMATS, MASTER_FORMAT, get_format, install_hint
-from edge_runtime.metadata import file_sha256
-from trainer.fer2013 import default_cache_dir
+from edge_runtime.model_files.bundled import MODELS_DIR, bundled_file
+from edge_runtime.model_files.formats import FORMATS, MASTER_FORMAT, get_format, install_hint
+from edge_runtime.model_files.metadata import file_sha256
+from edge_runtime.outputs.atomic import write_json_atomic
+from fer_data.fer2013 import default_cache_dir
 
 MANIFEST = "manifest.json"
 STEM = "emotion"

@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_path
-from edge_runtime.image_files import incomplete_image
 from edge_runtime.labels import FER_CSV_CODE_TO_LABEL, LABELS, NUM_CLASSES, csv_code_to_index, folder_to_index
+from edge_runtime.outputs.atomic import atomic_path
 from edge_runtime.preprocess import FACE_SIZE, face_to_gray48
+from edge_runtime.sources.images import incomplete_image
 
 CSV_HEADER = ("emotion", "pixels", "Usage")
 CSV_USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}

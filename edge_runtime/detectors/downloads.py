@@ -20,9 +20,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from edge_runtime.atomic import atomic_path
 from edge_runtime.detectors.base import DetectorError
 from edge_runtime.detectors.table import ModelFile
+from edge_runtime.outputs.atomic import atomic_path
 
 CACHE_ENV = "EDGE_EMOTION_CACHE"
 MIRROR_ENV = "EDGE_EMOTION_MODEL_MIRROR"

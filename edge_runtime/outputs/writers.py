@@ -4,8 +4,8 @@ JSONL and CSV are written in place, a frame's records in one write, so `tail -f`
 run and a killed run keeps every complete line; a full disk cuts the file back to its last
 complete record. `-` writes to standard output; a device or a FIFO is opened and written, never
 replaced. Files are created with the user's umask. Every output file is locked for the run
-(`edge_runtime.output_lock`): a second run on it is refused. A run that never ends can rotate
-its JSONL and CSV files by size or time (`edge_runtime.rotation`).
+(`edge_runtime.outputs.lock`): a second run on it is refused. A run that never ends can rotate
+its JSONL and CSV files by size or time (`edge_runtime.outputs.rotation`).
 
 The video goes to a hidden file next to its target and is renamed onto it once its container
 is finalised (an MP4 cut short has no index and does not play), so a previous file stays
@@ -32,10 +32,9 @@ from typing import IO
 import cv2
 import numpy as np
 
-from edge_runtime.api import Face
 from edge_runtime.labels import LABELS
-from edge_runtime.output_lock import RenamedOutputLock, open_locked
-from edge_runtime.output_paths import (
+from edge_runtime.outputs.lock import RenamedOutputLock, open_locked
+from edge_runtime.outputs.paths import (
     OutputError,
     check_writable,
     free_bytes,
@@ -45,9 +44,10 @@ from edge_runtime.output_paths import (
     video_temp_path,
     write_failure,
 )
+from edge_runtime.outputs.rotation import Rotation, Rotator, unrotatable
+from edge_runtime.pipeline.emotion_detector import Face
+from edge_runtime.pipeline.stopping import uninterrupted
 from edge_runtime.preprocess import to_bgr
-from edge_runtime.rotation import Rotation, Rotator, unrotatable
-from edge_runtime.stopping import uninterrupted
 
 __all__ = ["RECORD_SCHEMA_VERSION", "CsvWriter", "JsonlWriter", "OutputError", "Outputs", "VideoOutput", "face_record"]
 
@@ -102,7 +102,7 @@ class _RecordWriter:
     records go to the file in one write; when that fails (a full disk), the file is cut back to
     the end of the last complete record and the run ends with one line. Standard output,
     devices and FIFOs are never locked. With a `rotation`, a regular file is rotated between
-    frames (see `edge_runtime.rotation`), and a previous run's records in it are rotated at the
+    frames (see `edge_runtime.outputs.rotation`), and a previous run's records in it are rotated at the
     first frame instead of overwritten (a restarted service keeps them). Subclasses say what
     precedes the records (`_header`) and what one face becomes (`_line`).
 

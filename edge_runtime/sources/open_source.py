@@ -5,7 +5,7 @@ Files are read frame by frame and none is skipped, so results are reproducible. 
 (webcam, rtsp/http) are read on their own thread and the loop always takes the newest frame:
 a camera does not wait for a slow consumer, and a queue of stale frames would only add lag.
 A live source that stalls is reopened with exponential backoff, within bounds
-(`edge_runtime.live_source`). Frames that cannot be decoded are counted and skipped. A video
+(`edge_runtime.sources.live`). Frames that cannot be decoded are counted and skipped. A video
 file can be looped, for demonstrations and long-run checks.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.frame_source import FrameSource, SourceError, usable
-from edge_runtime.image_files import read_image
-from edge_runtime.live_source import (
+from edge_runtime.sources.base import FrameSource, SourceError, usable
+from edge_runtime.sources.images import read_image
+from edge_runtime.sources.live import (
     DEFAULT_BACKOFF_S,
     DEFAULT_MAX_REOPEN,
     DEFAULT_STALL_TIMEOUT_S,
@@ -34,7 +34,7 @@ __all__ = ["FrameSource", "ImageSource", "LiveSource", "SourceError", "VideoFile
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo.mp4"
+DEMO_CLIP = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
 DEMO_PHOTO = DEMO_CLIP.with_name("demo_photo.jpg")
 
 # A file whose decoder fails this many frames in a row is treated as ended.

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 
-from edge_runtime.frame_source import FrameSource, SourceError, usable
 from edge_runtime.limits import STALL_TIMEOUT_S
-from edge_runtime.stream_probe import why_not_opened
+from edge_runtime.sources.base import FrameSource, SourceError, usable
+from edge_runtime.sources.probe import why_not_opened
 
 DEFAULT_MAX_REOPEN = 5
 DEFAULT_STALL_TIMEOUT_S = 5.0

@@ -1,0 +1,1 @@
+"""Model files and their checks: formats, metadata, checksums, the bundled model."""

@@ -1,0 +1,1 @@
+"""The pipeline: EmotionDetector, the loop over frames, tracks, and the run behind `edge-run`."""
