@@ -48,8 +48,8 @@ def test_edge_train_without_keras_says_what_to_install_before_reading_data(monke
     import trainer.framework
     import trainer.train
 
-    real_find_spec = trainer.framework.find_spec
-    monkeypatch.setattr(trainer.framework, "find_spec", lambda name: None if name == "keras" else real_find_spec(name))
+    real_available = trainer.framework.module_available
+    monkeypatch.setattr(trainer.framework, "module_available", lambda name: name != "keras" and real_available(name))
     monkeypatch.setattr(trainer.train, "load_fer2013", lambda *a, **k: pytest.fail("data read before the framework check"))
     result = runner.invoke(app_of("edge-train"), ["--data", str(fer_folder), "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
@@ -63,7 +63,7 @@ def test_edge_train_without_keras_says_what_to_install_before_reading_data(monke
 def test_edge_train_without_any_keras_backend(monkeypatch):
     import trainer.framework
 
-    monkeypatch.setattr(trainer.framework, "find_spec", lambda name: object() if name == "keras" else None)
+    monkeypatch.setattr(trainer.framework, "module_available", lambda name: name == "keras")
     assert "needs a Keras backend (TensorFlow, JAX or PyTorch)" in trainer.framework.framework_problem()
 
 

@@ -230,6 +230,38 @@ def test_a_frame_s_records_are_serialized_once_for_every_events_viewer():
     serve(hub, check)
 
 
+def test_events_carry_every_frame_with_faces_since_the_last_visit_up_to_the_kept_number():
+    from edge_runtime.serve.hub import EVENTS_KEPT
+
+    hub = Hub()
+    publish(hub, 3)
+    publish(hub, 2, faces=False)  # frames without faces have no event
+    state = hub.sources["cam"]
+    data, newest = hub.events_after(state, 0)
+    assert [json.loads(line[len(b"data: "):])[0]["frame"] for line in data.split(b"\n\n") if line] == [0, 1, 2]
+    assert hub.events_after(state, newest) == (b"", newest)  # nothing new: nothing sent again
+    publish(hub, EVENTS_KEPT + 5)
+    data, newest = hub.events_after(state, 3)
+    assert data.count(b"data: ") == EVENTS_KEPT and newest == 3 + EVENTS_KEPT + 5  # a viewer far behind skips to the kept ones
+    assert len(state.event_bytes) == EVENTS_KEPT  # serialized once, and no more kept than the queue
+
+
+def test_the_pipeline_wakes_the_server_only_for_a_waiting_viewer():
+    class Loop:
+        calls = 0
+
+        def call_soon_threadsafe(self, callback):
+            self.calls += 1
+
+    hub, loop = Hub(), Loop()
+    hub._loop = loop
+    publish(hub, 5)
+    assert loop.calls == 0  # nobody waits: the pipeline thread never touches the server's loop
+    hub._waiting = 1
+    publish(hub, 5)
+    assert loop.calls == 1  # one wake-up on its way covers the frames after it
+
+
 @pytest.mark.parametrize("sources", [1, 2])
 def test_a_served_run_nobody_watches_draws_no_frame(sources, tmp_path, monkeypatch):
     import edge_runtime.outputs.draw

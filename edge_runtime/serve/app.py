@@ -74,6 +74,7 @@ def build_app(hub: Hub, token: str | None, max_clients: int, stall_timeout: floa
             await response.prepare(request)
             sent = 0
             while True:
+                version = hub.version
                 state = _first(hub, source)
                 jpeg, number, wait = hub.stream_jpeg(state) if state is not None else (None, 0, 0.0)
                 if jpeg is not None and number != sent:
@@ -84,7 +85,7 @@ def build_app(hub: Hub, token: str | None, max_clients: int, stall_timeout: floa
                 if wait > 0:
                     await asyncio.sleep(wait)  # a newer frame waits for the hub's rate (--serve-fps)
                 else:
-                    await hub.wait_for_change(1.0)
+                    await hub.wait_for_change(version, 1.0)
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the viewer left, or the server stops: routine
         finally:
@@ -99,12 +100,12 @@ def build_app(hub: Hub, token: str | None, max_clients: int, stall_timeout: floa
             await response.prepare(request)
             seen: dict[str, int] = {}
             while True:
+                version = hub.version
                 for state in list(hub.sources.values()):
-                    data, number = hub.event_data(state)
-                    if data is not None and number != seen.get(state.name):
-                        seen[state.name] = number
-                        await response.write(data)
-                await hub.wait_for_change(1.0)
+                    data, seen[state.name] = hub.events_after(state, seen.get(state.name, 0))
+                    if data:
+                        await response.write(data)  # every frame with faces since the last visit, at once
+                await hub.wait_for_change(version, 1.0)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

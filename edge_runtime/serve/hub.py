@@ -6,6 +6,11 @@ the serving work happens in the server's event loop, and only when someone takes
 drawn and JPEG-encoded when a stream viewer or a snapshot asks for it, at most `max_fps` times a
 second per source, once for every viewer; a frame's /events record is serialized once, for
 every events viewer. So a server nobody watches costs the pipeline a few counters per frame.
+
+Viewers wake at most `VIEWER_WAKE_HZ` times a second and take everything new at once (the
+stream its newest frame, /events every frame with faces since their last visit, up to
+`EVENTS_KEPT`): a wake-up per frame would cost the pipeline thread the GIL a hundred times a
+second for the same bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -21,6 +27,8 @@ import numpy as np
 
 MAX_KEPT_STAGE_TIMES = 10_000  # per stage and source, between two /metrics scrapes
 JPEG_QUALITY = 80  # the stream and the snapshot: a third of the bytes of 95, no visible loss at 640x480
+VIEWER_WAKE_HZ = 30.0  # how often at most a viewer's handler runs: a camera's frame rate
+EVENTS_KEPT = 8  # frames with faces kept per source for /events; a viewer further behind skips to these
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class SourceState:
     """The newest of one source, and its counters (read by /healthz and /metrics).
 
     The pipeline thread sets the counters and the views; the server's event loop alone makes
-    and reads the encoded forms (`jpeg`, `event_data`), so they need no lock.
+    and reads the encoded forms (`jpeg`, `event_bytes`), so they need no lock.
     """
 
     name: str
@@ -80,13 +88,12 @@ class SourceState:
     latency_ms: float = 0.0  # detect + preprocess + infer of a frame, smoothed
     view: FrameView | None = None  # the newest frame
     view_number: int = 0  # counts published frames, so a reader can tell a new one
-    event_view: FrameView | None = None  # the newest frame with faces
-    event_number: int = 0
+    events: deque = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))  # (event number, view), newest last
+    event_number: int = 0  # counts frames with faces
     jpeg: bytes | None = None
     jpeg_number: int = 0  # the view_number the JPEG shows
     jpeg_at: float = float("-inf")  # when it was encoded
-    event_data: bytes | None = None
-    event_data_number: int = 0  # the event_number it holds
+    event_bytes: dict[int, bytes] = field(default_factory=dict)  # event number -> its Server-Sent Event
     stage_seconds: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -102,11 +109,13 @@ class Hub:
         self.max_fps = float(max_fps)
         self.sources: dict[str, SourceState] = {}
         self.run_info: dict[str, str] = {}
-        self.viewers = 0  # streams open now; nothing wakes the server's loop while it is 0
+        self.viewers = 0  # streams open now (counted by the app against --serve-max-clients)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None  # set once for every waiter, then replaced
         self._wake_pending = False  # a wake-up is on its way to the loop: frames before it need no other
+        self.version = 0  # counts published frames of every source, so a waiter can tell it missed one
+        self._waiting = 0  # handlers waiting in `wait_for_change` now: only they need waking
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Binds the hub to the server's event loop (called from inside it)."""
@@ -138,7 +147,9 @@ class Hub:
             state.latency_ms = latency if state.latency_ms == 0.0 else 0.9 * state.latency_ms + 0.1 * latency
             state.view, state.view_number = view, state.view_number + 1
             if view.faces:
-                state.event_view, state.event_number = view, state.event_number + 1
+                state.event_number += 1
+                state.events.append((state.event_number, view))
+            self.version += 1
         self._wake()
 
     def stream_jpeg(self, state: SourceState) -> tuple[bytes | None, int, float]:
@@ -171,14 +182,19 @@ class Hub:
             self._encode(state, view, number)
         return state.jpeg
 
-    def event_data(self, state: SourceState) -> tuple[bytes | None, int]:
-        """For /events, in the server's loop: the newest frame with faces as one Server-Sent
-        Event, serialized once for every viewer, and its number."""
+    def events_after(self, state: SourceState, seen: int) -> tuple[bytes, int]:
+        """For /events, in the server's loop: the Server-Sent Events of the source's frames with
+        faces numbered after `seen` (the last `EVENTS_KEPT` at most), each serialized once for
+        every viewer, and the newest number."""
         with self._lock:
-            view, number = state.event_view, state.event_number
-        if view is not None and number != state.event_data_number:
-            state.event_data, state.event_data_number = view.event(), number
-        return state.event_data, state.event_data_number
+            new = [(number, view) for number, view in state.events if number > seen]
+            kept = {number for number, _ in state.events}
+        for number in [number for number in state.event_bytes if number not in kept]:
+            del state.event_bytes[number]
+        for number, view in new:
+            if number not in state.event_bytes:
+                state.event_bytes[number] = view.event()
+        return b"".join(state.event_bytes[number] for number, _ in new), (new[-1][0] if new else seen)
 
     @staticmethod
     def _encode(state: SourceState, view: FrameView, number: int) -> None:
@@ -194,18 +210,25 @@ class Hub:
                 state.stage_seconds = {}
         return taken
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Returns when a frame was published, or after `timeout` seconds."""
+    async def wait_for_change(self, seen_version: int, timeout: float) -> None:
+        """Returns after at least 1 / VIEWER_WAKE_HZ seconds, once a frame was published after
+        `seen_version` (the `version` the caller last read), or after `timeout` seconds."""
+        await asyncio.sleep(1.0 / VIEWER_WAKE_HZ)
+        self._waiting += 1
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            # A frame published while this handler was not yet counted as waiting woke nobody.
+            if self.version == seen_version:
+                await asyncio.wait_for(self._changed.wait(), timeout)
         except asyncio.TimeoutError:
             pass
+        finally:
+            self._waiting -= 1
 
     def _wake(self) -> None:
         """Wakes the viewers waiting in the server's loop: one cheap call into it, and none at all
         while nobody watches (the pipeline pays nothing for a server without viewers)."""
         loop = self._loop
-        if loop is None or self.viewers == 0 or self._wake_pending:
+        if loop is None or self._waiting == 0 or self._wake_pending:
             return
         self._wake_pending = True
         try:
