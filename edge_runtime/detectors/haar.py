@@ -51,7 +51,7 @@ class HaarDetector:
         DetectorError: for a missing or invalid cascade file or an out-of-range setting.
     """
 
-    name = "haar"
+    name = HAAR.name  # its row names it
 
     def __init__(
         self,

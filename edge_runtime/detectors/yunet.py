@@ -70,7 +70,7 @@ class YuNetDetector:
         DetectorError: for a missing or unreadable model file or an out-of-range setting.
     """
 
-    name = "yunet"
+    name = YUNET.name  # its row names it
 
     def __init__(
         self,

@@ -64,10 +64,7 @@ def parse_size(text: str) -> int:
     Raises:
         ValueError: not a size, or one outside `limits.ROTATE_SIZE`; one line.
     """
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a size; expected bytes or a number with k, M, G or T, such as 100M")
-    size = int(float(match[1]) * SIZE_UNITS[(match[2] or "").lower()])
+    size = int(_quantity(text, _SIZE, SIZE_UNITS, "size", "bytes or a number with k, M, G or T, such as 100M"))
     if ROTATE_SIZE.problem("size", size):
         raise ValueError(f"expected a size from {_size_text(ROTATE_SIZE.low)} to {_size_text(ROTATE_SIZE.high)}, not {text}")
     return size
@@ -79,13 +76,18 @@ def parse_duration(text: str) -> float:
     Raises:
         ValueError: not a duration, or one outside `limits.ROTATE_EVERY_S`; one line.
     """
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration; expected seconds or a number with s, m, h or d, such as 30m")
-    seconds = float(match[1]) * DURATION_UNITS[match[2]]
+    seconds = _quantity(text, _DURATION, DURATION_UNITS, "duration", "seconds or a number with s, m, h or d, such as 30m")
     if ROTATE_EVERY_S.problem("duration", seconds):
         raise ValueError(f"expected a duration from {ROTATE_EVERY_S.low:g} s to {ROTATE_EVERY_S.high / 86400:g} days, not {text}")
     return seconds
+
+
+def _quantity(text: str, pattern: re.Pattern, units: Mapping[str, float], kind: str, expected: str) -> float:
+    """A number with an optional unit of `units` (`pattern` captures the two), in base units."""
+    match = pattern.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a {kind}; expected {expected}")
+    return float(match[1]) * units[(match[2] or "").lower()]
 
 
 @dataclass(frozen=True)
