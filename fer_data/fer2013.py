@@ -25,7 +25,7 @@ import numpy as np
 from edge_runtime.labels import FER_CSV_CODE_TO_LABEL, LABELS, NUM_CLASSES, csv_code_to_index, folder_to_index
 from edge_runtime.outputs.atomic import atomic_path
 from edge_runtime.preprocess import FACE_SIZE, face_to_gray48
-from edge_runtime.sources.images import incomplete_image
+from edge_runtime.sources.images import read_image
 
 CSV_HEADER = ("emotion", "pixels", "Usage")
 CSV_USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
@@ -262,22 +262,15 @@ def _read_image(file: Path) -> np.ndarray:
     """One face image, refused when it is incomplete or undecodable.
 
     OpenCV decodes a truncated JPEG without an error, filling the missing rows with grey, and
-    training would learn from that; so the file must be whole (`incomplete_image`, the check
-    `edge-run` makes too) before it is decoded.
+    training would learn from that; so the file is read as `edge-run` reads a photo
+    (`edge_runtime.sources.images.read_image`: whole, then decoded).
 
     Raises:
         DataError: naming the file and what is wrong with it.
     """
-    try:
-        data = file.read_bytes()
-    except OSError as error:
-        raise DataError(f"{file}: cannot read ({error.strerror})") from None
-    problem = incomplete_image(data)
-    if problem:
-        raise DataError(f"{file}: {problem}; expected a complete image file (a truncated copy?)")
-    face = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    face, why = read_image(file, cv2.IMREAD_GRAYSCALE)
     if face is None:
-        raise DataError(f"{file}: cannot be read as an image; expected a grayscale or color image file")
+        raise DataError(f"{file}: {why}; expected a complete image file (a truncated or damaged copy?)")
     return face
 
 

@@ -142,7 +142,7 @@ def test_unreadable_image(tmp_path):
     root = write_folder(tmp_path / "fer", train_per_class=1, test_per_class=1)
     broken = root / "train" / "happy" / "Training_broken.jpg"
     broken.write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match=f"{broken}: cannot be read as an image"):
+    with pytest.raises(DataError, match=f"{broken}: not an image OpenCV can decode; expected a complete image file"):
         _load(root, tmp_path)
 
 
@@ -198,7 +198,7 @@ def test_truncated_image_is_named(tmp_path, extension, message):
     path.write_bytes(data[: len(data) // 3])  # the first third, as an interrupted copy leaves it
     with pytest.raises(DataError) as caught:
         _load(root, tmp_path)
-    assert str(caught.value) == f"{path}: {message}; expected a complete image file (a truncated copy?)"
+    assert str(caught.value) == f"{path}: {message}; expected a complete image file (a truncated or damaged copy?)"
 
 
 def test_empty_and_padded_images(tmp_path):
@@ -237,7 +237,7 @@ def test_edge_train_names_the_truncated_image_and_leaves_no_run_folder(tmp_path)
         assert result.exit_code == 1
         assert result.output.strip().splitlines()[-1] == (
             f"edge-train: error: {path}: truncated JPEG: no end-of-image marker (FF D9) at its end; "
-            "expected a complete image file (a truncated copy?)"
+            "expected a complete image file (a truncated or damaged copy?)"
         )
     assert not (tmp_path / "run").exists()
     (tmp_path / "run").mkdir()  # a folder that was there before is the user's: kept
