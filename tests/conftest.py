@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,6 +15,12 @@ from edge_runtime.model_files.formats import install_hint
 from tests.synthetic import write_csv, write_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The runs the tests stop with Ctrl-C must see it as a user's terminal delivers it. A suite
+# started in the background of a script (`pytest &`) inherits SIGINT ignored, and a run keeps an
+# ignored signal ignored, as it does under nohup; a handled signal reverts to the default in the
+# processes the tests start.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_FER = SHARED / "fer2013"
 SHARED_YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
