@@ -82,8 +82,8 @@ class HaarDetector:
     @classmethod
     def from_settings(cls, row, settings) -> HaarDetector:
         """The detector a table row and a `DetectorSettings` describe (see `DetectorInfo.build`)."""
-        return cls(row.value(settings, "cascade"), row.value(settings, "scale_factor"), row.value(settings, "min_neighbors"),
-                   row.value(settings, "min_size"), row.value(settings, "detect_scale"))
+        # None fields take the row's defaults in __init__, the one place they are filled in.
+        return cls(settings.cascade, settings.scale_factor, settings.min_neighbors, settings.min_size, settings.detect_scale)
 
     def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Detection]:
         """Faces in the source frame's pixels, left to right (score None: a cascade gives none).

@@ -111,8 +111,7 @@ class DetectorInfo:
 
     def value(self, settings, field: str):
         """`settings`' `field` (a `DetectorSettings` field), or this row's default for it."""
-        given = getattr(settings, field)
-        return self.default(field) if given is None else given
+        return self.filled(**{field: getattr(settings, field)})[field]
 
     def filled(self, **values) -> dict:
         """`values` (`DetectorSettings` field -> value), with this row's default for each None."""

@@ -112,8 +112,8 @@ class YuNetDetector:
         from edge_runtime.detectors import downloads
 
         path = downloads.resolve(row.model_file, settings.model, download=settings.download)
-        return cls(path, score_threshold=row.value(settings, "score_threshold"), min_size=row.value(settings, "min_size"),
-                   detect_scale=row.value(settings, "detect_scale"))
+        # None fields take the row's defaults in __init__, the one place they are filled in.
+        return cls(path, score_threshold=settings.score_threshold, min_size=settings.min_size, detect_scale=settings.detect_scale)
 
     def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Detection]:
         """Faces in the source frame's pixels, left to right, with scores and landmarks.

@@ -42,6 +42,11 @@ from edge_runtime.sources.base import FrameIterable, FrameSource
 WHOLE_FACE_MAX_FACTOR = 2
 
 
+# The key of the one source `stream` runs on, among the sources an EmotionDetector keeps tracks
+# for (`EmotionDetector._track`); no source name can equal it.
+STREAM_KEY = object()
+
+
 @dataclass(frozen=True)
 class Face:
     """One face in one frame.
@@ -164,8 +169,6 @@ class EmotionDetector:
     @property
     def tracker(self) -> IoUTracker | None:
         """The tracks of the source `stream` runs on (None before it starts)."""
-        from edge_runtime.pipeline.stream import STREAM_KEY  # here: edge_runtime.pipeline.stream imports this module (for Face)
-
         state = self._states.get(STREAM_KEY)
         return state.tracker if state is not None else None
 

@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_runtime.outputs.draw import draw_faces
+from edge_runtime.pipeline.emotion_detector import STREAM_KEY
 from edge_runtime.preprocess import to_bgr
 from edge_runtime.sources.base import FrameSource
 
 FPS_SMOOTHING = 0.9  # weight of the past in the drawn FPS, so the number is readable
-# The key of the one source a stream runs on, among the sources an EmotionDetector keeps tracks
-# for (`EmotionDetector._track`); no source name can equal it.
-STREAM_KEY = object()
 
 
 @dataclass(frozen=True)
