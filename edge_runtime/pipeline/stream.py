@@ -80,9 +80,9 @@ def stream_frames(detector, source: FrameSource, *, whole_image: bool = False, a
         previous = now
         whole = whole_image
         if source.is_photo:
-            # None lets the photo's size decide: an already-cropped face is classified whole.
-            faces = detector.detect(frame, whole=whole_image or None)
-            whole = whole_image or detector.is_face_crop(frame)  # as `detect` decided
+            # An already-cropped face is classified whole (decided once, here, for `detect` and the records).
+            whole = whole_image or detector.is_face_crop(frame)
+            faces = detector.detect(frame, whole=whole)
             # Photos have no clock, and a name each.
             time_s, name = None, str(source.current)
         else:
