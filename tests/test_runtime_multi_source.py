@@ -245,3 +245,18 @@ def test_the_next_step_is_searched_while_the_step_before_is_classified(tmp_path)
         detector.backend.predict = first_waits_for_the_next_search
         summary = run_many(config(cut_demo(tmp_path / "a.mp4", 0, 4)), detector=detector)
     assert overlapped == [True] and summary.frames == 4
+
+
+def test_several_sources_rotate_their_records_and_classify_whole_frames_as_asked(tmp_path):
+    from edge_runtime.outputs.rotation import Rotation
+
+    first, second = cut_demo(tmp_path / "a.mp4", 0, 40), cut_demo(tmp_path / "b.mp4", 40, 40)
+    out = tmp_path / "o.jsonl"
+    summary = run(config(first, second, jsonl=out, whole_image=True, rotation=Rotation(size=4096, keep=50)))
+    assert summary.frames == 80 and not summary.failure
+    files = sorted(tmp_path.glob("o*.jsonl"))
+    assert len(files) > 2  # 80 records of about 330 bytes cannot stay in one 4 KB file
+    written = [record for path in files for record in records(path)]
+    assert len(written) == 80  # one face a frame: each frame classified whole
+    assert all(record["detector"] is None and record["score"] is None for record in written)
+    assert all(record["box"] == [0, 0, 640, 480] for record in written)

@@ -143,7 +143,8 @@ class StepWriter:
         fps = None if source.is_live else source.fps
         # Files keep their own clock (their place in the file / fps), live sources the run's.
         time_s = item.position / fps if fps else item.read_at - self.started
-        context = {"source": name, "detector": self.detector.detector_name}
+        # A frame classified whole was searched by no detector (see `FrameResult.record_context`).
+        context = {"source": name, "detector": None if self.config.whole_image else self.detector.detector_name}
         self.outputs.write(item.index, time_s, faces, None, context)
         if self.hub is not None:
             from edge_runtime.serve.hub import FrameView
@@ -180,7 +181,7 @@ def loop_many(config, detector, readers: list[SourceReader], changed: threading.
             in_flight = None
             stopped_by = "end of every source"
             while (ready := next_frames(readers, changed)) is not None:
-                found = detector._track_search([(item.reader.name, item.frame) for item in ready])
+                found = detector._track_search([(item.reader.name, item.frame) for item in ready], whole=config.whole_image)
                 if in_flight is not None:
                     in_flight.result()  # the step before is written, or its error raised here
                 in_flight = worker.submit(writer.write, ready, found)

@@ -273,7 +273,7 @@ def run_many(config: RunConfig, detector: EmotionDetector | None = None) -> RunS
             if sources[-1].is_photo:
                 raise SourceError(f"{name}: photos cannot be one of several sources; give cameras, streams or videos")
         summary.source = ", ".join(source.name for source in sources)
-        outputs = Outputs(config.jsonl, config.csv, None, video_fps=None, labels=detector.labels)
+        outputs = Outputs(config.jsonl, config.csv, None, video_fps=None, labels=detector.labels, rotation=config.rotation)
         if server is not None:
             server.hub.run_info.update(detector=detector.detector_name, backend=detector.backend.name,
                                        model=Path(detector.model_path).name)
