@@ -150,9 +150,8 @@ class StepWriter:
             from edge_runtime.serve.hub import FrameView
 
             # References only: the server draws and serializes what a viewer takes.
-            self.hub.source(name).dropped = item.reader.dropped
             self.hub.publish(name, FrameView(item.frame, faces, item.index, time_s, context, None, self.config.overlay),
-                             self.detector.last_timings)
+                             self.detector.last_timings, item.reader.dropped)
         summary.frames += 1
         summary.faces += len(faces)
         self.labels.update(face.label for face in faces if face.label is not None)

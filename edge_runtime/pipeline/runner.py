@@ -357,9 +357,8 @@ def _loop(config, detector, source, window, outputs, summary, images=None, hub=N
             if images is not None:
                 images.write(result.annotated)
             if hub is not None:
-                hub.source(result.source).dropped = source.dropped
                 hub.publish(result.source, FrameView(result.frame, faces, result.index, result.time, context, result.fps,
-                                                     config.overlay, result.annotated), result.timings)
+                                                     config.overlay, result.annotated), result.timings, source.dropped)
             summary.frames += 1
             summary.faces += len(faces)
             labels.update(face.label for face in faces if face.label is not None)

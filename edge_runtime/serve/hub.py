@@ -126,9 +126,10 @@ class Hub:
         with self._lock:
             return self.sources.setdefault(name, SourceState(name))
 
-    def publish(self, source: str, view: FrameView, timings: dict[str, float]) -> None:
+    def publish(self, source: str, view: FrameView, timings: dict[str, float], dropped: int = 0) -> None:
         """Called by the pipeline thread for every frame; never blocks on a viewer, and draws,
-        encodes and serializes nothing (see the module's doc)."""
+        encodes and serializes nothing (see the module's doc). `dropped`: the source's frames
+        dropped so far for newer ones."""
         now = time.monotonic()
         state = self.source(source)
         with self._lock:
@@ -136,6 +137,7 @@ class Hub:
                 instant = 1.0 / max(now - state.last_frame_at, 1e-6)
                 state.fps = instant if state.fps == 0.0 else 0.9 * state.fps + 0.1 * instant
             state.frames += 1
+            state.dropped = dropped
             state.faces += len(view.faces)
             state.last_frame_at = now
             for stage, seconds in timings.items():
